@@ -1,0 +1,50 @@
+"""The `minadv` command line: one sub-command per module, each with add_arguments() and run()."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module implementing it, one-line help)
+COMMANDS = {
+    "data": ("minadv.experiments.data_cmd", "fetch MNIST (offline) and show where the cache is"),
+    "train": ("minadv.experiments.train_cmd", "train N1 / N2 deterministically and save weights + card"),
+    "summary": ("minadv.experiments.summary", "accuracy and linear-region statistics of N1/N2 on test images"),
+}
+
+
+def parse_images(spec: str) -> list[int]:
+    """'0:50' -> 0..49, '3' -> [3], '1,4,7' -> [1, 4, 7], '0:10,20:25' -> both ranges."""
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            if ":" in part:
+                lo, hi = part.split(":")
+                out.extend(range(int(lo or 0), int(hi)))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad image list {spec!r}: use e.g. 0:50 or 1,4,7") from None
+    if not out or min(out) < 0 or max(out) >= 10000:
+        raise argparse.ArgumentTypeError(f"image indices in {spec!r} must lie in 0..9999")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minadv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

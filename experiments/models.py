@@ -1,0 +1,95 @@
+"""The paper's networks N1 (784-50-10) and N2 (784-50-15-10): deterministic training and loading.
+
+Weights live in experiments/models/<name>.pt (state_dict of an nn.Sequential of Linear/ReLU)
+with a JSON card beside them (architecture, seed, epochs, optimiser, accuracy, data sha256).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from minadv.verify import ReluNetwork
+
+from .data import Split, data_sha256, mnist
+
+MODEL_DIR = Path(__file__).parent / "models"
+ARCHITECTURES = {"N1": (784, 50, 10), "N2": (784, 50, 15, 10)}
+TRAIN_DEFAULTS = dict(seed=0, epochs=10, lr=1e-3, batch_size=128)
+
+
+def build(sizes: tuple[int, ...]) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        mods.append(nn.Linear(n_in, n_out))
+        if k < len(sizes) - 2:
+            mods.append(nn.ReLU())
+    return nn.Sequential(*mods)
+
+
+def accuracy(net: ReluNetwork, split: Split) -> float:
+    return float(np.mean(net.predict(split.x()) == split.labels))
+
+
+def train(name: str, *, seed: int = 0, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
+          out_dir: Path = MODEL_DIR, log=print) -> dict:
+    """Train `name` with Adam on the 60000 training images, one thread, fixed seed; save .pt + .json."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown network {name!r}; known: {', '.join(ARCHITECTURES)}")
+    sizes = ARCHITECTURES[name]
+    train_split, test_split = mnist("train"), mnist("test")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, on every machine
+    try:
+        torch.manual_seed(seed)
+        model = build(sizes)
+        X = torch.from_numpy(train_split.x()).float()
+        y = torch.from_numpy(train_split.labels)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        for epoch in range(epochs):
+            for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
+                opt.step()
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    net = ReluNetwork.from_sequential(model)
+    card = {
+        "name": name,
+        "architecture": "-".join(map(str, sizes)),
+        "layers": "Sequential(" + ", ".join(type(m).__name__ for m in model) + ")",
+        "seed": seed,
+        "epochs": epochs,
+        "optimizer": f"Adam(lr={lr})",
+        "batch_size": batch_size,
+        "loss": "cross_entropy",
+        "train_images": len(train_split),
+        "test_accuracy": accuracy(net, test_split),
+        "train_seconds": round(seconds, 2),
+        "torch": torch.__version__,
+        "train_data_sha256": data_sha256(train_split),
+        "test_data_sha256": data_sha256(test_split),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_dir / f"{name}.pt")
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    log(f"{name}: test accuracy {card['test_accuracy']:.4f}, trained in {seconds:.1f} s -> {out_dir / name}.pt")
+    return card
+
+
+def load(name_or_path: str | Path) -> ReluNetwork:
+    """N1, N2 (committed weights) or a path to a model file."""
+    path = MODEL_DIR / f"{name_or_path}.pt" if str(name_or_path) in ARCHITECTURES else Path(name_or_path)
+    return ReluNetwork.load(path)
+
+
+def card(name: str) -> dict:
+    return json.loads((MODEL_DIR / f"{name}.json").read_text())
