@@ -1,0 +1,118 @@
+"""The unit of work and the loop around it.
+
+`run_one(net, image, method, norm, options) -> Result` is a pure function of its
+(picklable) arguments, so a process pool runs it today and a cluster engine could run it
+later. `run_many` skips what the store already holds, runs the rest (in `jobs` processes)
+and appends each row as soon as it is finished and verified.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from minadv.verify import ReluNetwork, Result, norm_name, parse_norm
+
+from .data import mnist
+from .models import load
+from .store import ResultStore
+
+EXACT_METHODS = ("mip",)
+
+
+def method_names() -> list[str]:
+    from minadv.attacks import ATTACKS
+
+    return [*EXACT_METHODS, *ATTACKS]
+
+
+def make_method(method: str, norm, options: dict | None = None) -> Callable[[ReluNetwork, np.ndarray], Result]:
+    """A callable (net, x) -> Result for an exact method or an attack, by name."""
+    options = dict(options or {})
+    p = parse_norm(norm)
+    if method == "mip":
+        from minadv.verify import minimal_perturbation
+
+        return functools.partial(minimal_perturbation, norm=p, **options)
+    from minadv.attacks import ATTACKS
+
+    if method not in ATTACKS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(method_names())}")
+    attack = ATTACKS[method](**options)
+    if attack.norm != p:
+        raise ValueError(f"{method} is an L{norm_name(attack.norm)} attack; asked for L{norm_name(p)}")
+    return attack.run
+
+
+@functools.lru_cache(maxsize=8)
+def _network(spec: str) -> ReluNetwork:
+    return load(spec)
+
+
+@functools.lru_cache(maxsize=1)
+def _test_split():
+    return mnist("test")
+
+
+def run_one(net: str, image: int, method: str, norm: str, options: dict | None = None) -> Result:
+    """Method `method` on MNIST test image `image` for network `net` (N1, N2 or a model path)."""
+    x = _test_split().x(image)
+    return make_method(method, norm, options)(_network(net), x)
+
+
+def _job(args) -> tuple[int, Result]:
+    net, image, method, norm, options, threads = args
+    import torch
+
+    torch.set_num_threads(threads)
+    return image, run_one(net, image, method, norm, options)
+
+
+def run_many(
+    net: str,
+    images: Iterable[int],
+    method: str,
+    norm,
+    store: ResultStore,
+    options: dict | None = None,
+    jobs: int = 1,
+    force: bool = False,
+    progress: bool = True,
+    net_label: str | None = None,
+) -> list[dict]:
+    """Run `method` on every image not yet in `store`, appending each row as it finishes."""
+    label = net_label or net
+    p = norm_name(parse_norm(norm))
+    make_method(method, p, options)  # fail fast on bad names / options, before any work
+    todo = [i for i in images if force or not store.has(label, i, method, p)]
+    split = _test_split()
+    rows: list[dict] = []
+    bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
+    args = [(net, i, method, p, options, 1 if jobs > 1 else 0) for i in todo]
+    with (mp.get_context("spawn").Pool(jobs) if jobs > 1 else _Serial()) as pool:
+        for image, result in pool.imap_unordered(_job, args):
+            rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image])))
+            bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
+            bar.update()
+    bar.close()
+    return rows
+
+
+class _Serial:
+    """Same interface as a Pool, in this process (threads: torch's default)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def imap_unordered(fn, args):
+        for a in args:
+            net, image, method, norm, options, _ = a
+            yield image, run_one(net, image, method, norm, options)
