@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from bruteforce import brute_force
+from conftest import random_net
+from minadv.verify import InputError, Status, check
+from minadv.verify.exact import minimal_perturbation
+
+TINY = [(5, 6, 3), (4, 8, 3), (6, 4, 4, 3), (5, 3, 3, 3)]
+
+
+def _instance(seed):
+    sizes = TINY[seed % len(TINY)]
+    net = random_net(sizes, seed=seed, scale=2.0)
+    x = np.random.default_rng(100 + seed).random(sizes[0])
+    return net, x
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_l2_matches_brute_force_on_tiny_networks(seed):
+    net, x = _instance(seed)
+    truth, _ = brute_force(net, x, 2.0)
+    res = minimal_perturbation(net, x, 2, time_limit=60)
+    c = net.predict(x)
+    if not np.isfinite(truth):
+        assert res.status == Status.ROBUST and res.x_adv is None
+        return
+    assert res.status == Status.OPTIMAL
+    assert abs(res.value - truth) <= 1e-5
+    assert res.lower <= truth + 1e-9 and res.lower >= truth * (1 - 1e-4) - 1e-9
+    v = check(net, res.x_adv, c)
+    assert v.in_box and v.margin >= -1e-9
+    assert res.value == pytest.approx(np.linalg.norm(res.x_adv - x), abs=1e-12)
+
+
+def test_exact_on_n1_is_below_every_other_adversarial(n1, test_split):
+    from minadv.verify import region_qp
+
+    for i in (0, 4):
+        x = test_split.x(i)
+        c = n1.predict(x)
+        res = minimal_perturbation(n1, x, 2, time_limit=120)
+        assert res.status == Status.OPTIMAL
+        v = check(n1, res.x_adv, c)
+        assert v.in_box and v.margin >= -1e-9
+        others = [s.norm for s in region_qp(n1, x, c).values() if s.status == "optimal"]
+        rng = np.random.default_rng(i)
+        for _ in range(300):  # random restarts: region QPs around random nearby points
+            y = np.clip(x + rng.normal(0, 0.05, x.size), 0, 1)
+            others += [s.norm for s in region_qp(n1, x, c, y=y, targets=[res.target]).values() if s.status == "optimal"]
+            if len(others) > 40:
+                break
+        assert min(others) >= res.value * (1 - 1e-6)
+        assert res.lower <= min(others)
+
+
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [({"norm": 3}, "unknown norm"), ({"time_limit": 0}, "time_limit"), ({"time_limit": -1}, "time_limit"),
+     ({"method": "gurobi"}, "unknown exact method"), ({"rel_gap": 0}, "rel_gap")],
+)
+def test_bad_options_are_refused(n1, test_split, kwargs, msg):
+    with pytest.raises(InputError, match=msg):
+        minimal_perturbation(n1, test_split.x(0), **kwargs)
+
+
+def test_bad_images_are_refused(n1):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        minimal_perturbation(n1, np.full(784, 2.0))
+    with pytest.raises(InputError, match="values"):
+        minimal_perturbation(n1, np.zeros(10))
+
+
+def test_lower_bound_stays_below_known_adversarials_under_a_tiny_time_limit(n2, test_split):
+    x = test_split.x(2)  # a hard image: the search cannot finish in 0.3 s
+    c = n2.predict(x)
+    res = minimal_perturbation(n2, x, 2, time_limit=0.3)
+    assert res.status in (Status.TIME_LIMIT, Status.OPTIMAL)
+    if res.status == Status.TIME_LIMIT:
+        assert res.lower < res.upper
+    full = minimal_perturbation(n2, x, 2, time_limit=300)
+    assert full.status == Status.OPTIMAL
+    assert res.lower <= full.value + 1e-12 <= res.upper + 1e-12
+    if res.x_adv is not None:
+        assert check(n2, res.x_adv, c).margin >= -1e-9
+
+
+def test_a_point_on_the_boundary_has_distance_zero():
+    net = random_net((3, 4, 2), seed=1)
+    x = np.random.default_rng(0).random(3)
+    # move the bias so that x sits exactly on the decision boundary
+    W, b = list(net.weights), list(net.biases)
+    logits = net.forward(x)
+    c = int(np.argmax(logits))
+    b[-1] = b[-1].copy()
+    b[-1][1 - c] += logits[c] - logits[1 - c]
+    from minadv.verify import ReluNetwork
+
+    net = ReluNetwork.from_layers(zip(W, b))
+    res = minimal_perturbation(net, x, 2)
+    assert res.status == Status.OPTIMAL and res.value == 0.0 and res.lower == 0.0

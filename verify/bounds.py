@@ -1,0 +1,160 @@
+"""Bounds l <= g_j(z) <= u on every hidden pre-activation over the domain
+D = {x + delta : delta in the box, ||delta||_p <= r}.
+
+Levels, each a named choice (MIPVerify's progression), every one a valid outer bound:
+- "interval": the first layer exactly over box cap ball (support function below), then
+  interval arithmetic through the later layers;
+- "crown": back-substitution through the triangle relaxation of every earlier layer,
+  the resulting linear function bounded exactly over box cap ball (CROWN, Zhang et al. 2018,
+  with the ball's support function instead of a box);
+- "lp" / "mip": per neuron, an LP (or a short MIP) over the Tjeng model of the earlier
+  layers, solved with HiGHS (see `mip.tighten`), on top of "crown".
+
+Support function of box cap ball, sigma(w) = max {w.delta : lo <= delta <= hi, ||delta||_p <= r},
+bounded from above through Lagrangian duality, so a bound stays valid whatever the search:
+- p = 2:  sigma(w) <= min_{mu >= 0} sum_i max_{lo_i<=t<=hi_i} (w_i t - mu t^2) + mu r^2;
+- p = 1:  sigma(w) <= min_{mu >= 0} sum_i m_i max(0, |w_i| - mu) + mu r  (m_i: box room along sign w_i);
+- p = inf: the ball is a box, sigma is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .domain import Domain
+from .network import ReluNetwork
+
+WIDEN = 1e-9  # every bound is widened by WIDEN * (1 + |bound|) against rounding
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Pre-activation bounds of every hidden layer: lower[k] <= g^(k+1)(z) <= upper[k] on D."""
+
+    lower: tuple[np.ndarray, ...]
+    upper: tuple[np.ndarray, ...]
+
+    @property
+    def unstable(self) -> list[np.ndarray]:
+        return [(l < 0) & (u > 0) for l, u in zip(self.lower, self.upper)]
+
+    @property
+    def n_unstable(self) -> int:
+        return int(sum(m.sum() for m in self.unstable))
+
+    def intersect(self, other: "Bounds") -> "Bounds":
+        return Bounds(
+            tuple(np.maximum(a, b) for a, b in zip(self.lower, other.lower)),
+            tuple(np.minimum(a, b) for a, b in zip(self.upper, other.upper)),
+        )
+
+
+def _widen(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return lo - WIDEN * (1 + np.abs(lo)), hi + WIDEN * (1 + np.abs(hi))
+
+
+def support(Wd: np.ndarray, dom: Domain) -> np.ndarray:
+    """Upper bounds of max w.delta over box cap ball for every row w of Wd (rigorous)."""
+    lo, hi = dom.delta_lo, dom.delta_hi
+    Wd = np.atleast_2d(Wd)
+    box = np.where(Wd > 0, Wd * hi, Wd * lo).sum(axis=1)
+    r = dom.radius
+    if not np.isfinite(r) or dom.norm == np.inf:
+        return box
+    if dom.norm == 2.0:
+        return np.minimum(box, _support_l2(Wd, lo, hi, r))
+    return np.minimum(box, _support_l1(Wd, lo, hi, r))
+
+
+def _support_l2(Wd, lo, hi, r):
+    def dual(mu):  # sum_i max_t (w t - mu t^2) + mu r^2, t = clip(w / 2mu, lo, hi)
+        t = np.clip(Wd / (2 * mu[:, None]), lo, hi)
+        return (Wd * t - mu[:, None] * t * t).sum(axis=1) + mu * r * r, (t * t).sum(axis=1)
+
+    norms = np.linalg.norm(Wd, axis=1)
+    mu_hi = np.where(norms > 0, norms / (2 * r), 1.0)  # there ||t|| <= r: the dual's slope is >= 0
+    mu_lo = mu_hi * 1e-12
+    for _ in range(60):  # geometric bisection on the slope r^2 - ||t(mu)||^2
+        mid = np.exp(0.5 * (np.log(mu_lo) + np.log(mu_hi)))
+        _, sq = dual(mid)
+        big = sq > r * r
+        mu_lo = np.where(big, mid, mu_lo)
+        mu_hi = np.where(big, mu_hi, mid)
+    return np.minimum(dual(mu_hi)[0], dual(mu_lo)[0])
+
+
+def _support_l1(Wd, lo, hi, r):
+    a = np.abs(Wd)
+    room = np.where(Wd > 0, hi, np.where(Wd < 0, -lo, 0.0))  # how far delta_i may go along sign(w_i)
+    order = np.argsort(-a, axis=1)
+    a_sorted = np.take_along_axis(a, order, axis=1)
+    filled = np.cumsum(np.take_along_axis(room, order, axis=1), axis=1)
+    k = np.minimum((filled < r).sum(axis=1), a.shape[1] - 1)  # the coordinate that fills the ball
+    mu = a_sorted[np.arange(len(a)), k]
+    return (room * np.maximum(a - mu[:, None], 0.0)).sum(axis=1) + mu * r
+
+
+def affine_bounds(Wd: np.ndarray, const: np.ndarray, dom: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of Wd delta + const over the domain."""
+    return const - support(-Wd, dom), const + support(Wd, dom)
+
+
+def interval(net: ReluNetwork, dom: Domain) -> Bounds:
+    """First layer exact over box cap ball, later layers by interval arithmetic."""
+    W, b = net.weights[0], net.biases[0]
+    l, u = _widen(*affine_bounds(W, W @ dom.x + b, dom))
+    lower, upper = [l], [u]
+    for W, b in zip(net.weights[1:-1], net.biases[1:-1]):
+        hl, hu = np.maximum(lower[-1], 0), np.maximum(upper[-1], 0)
+        Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+        l, u = _widen(Wp @ hl + Wn @ hu + b, Wp @ hu + Wn @ hl + b)
+        lower.append(l)
+        upper.append(u)
+    return Bounds(tuple(lower), tuple(upper))
+
+
+def relu_relaxation(l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear bounds slope_lo * g <= relu(g) <= slope_up * g + icpt_up for g in [l, u].
+
+    Stable neurons are exact; unstable ones take the upper chord u (g - l) / (u - l) and the
+    lower line g (if u >= -l) or 0 (CROWN's adaptive choice).
+    """
+    active, unstable = l >= 0, (l < 0) & (u > 0)
+    span = np.where(unstable, u - l, 1.0)
+    slope_up = np.where(active, 1.0, np.where(unstable, u / span, 0.0))
+    icpt_up = np.where(unstable, -u * l / span, 0.0)
+    slope_lo = np.where(active, 1.0, np.where(unstable, (u >= -l).astype(float), 0.0))
+    return slope_lo, slope_up, icpt_up
+
+
+def crown(net: ReluNetwork, dom: Domain, start: Bounds | None = None) -> Bounds:
+    """Layer by layer back-substitution; each layer intersected with `start` (default: interval)."""
+    start = start or interval(net, dom)
+    lower, upper = [start.lower[0]], [start.upper[0]]
+    for k in range(1, net.n_hidden_layers):
+        l, u = backsubstitute(net, dom, lower, upper, np.eye(net.weights[k].shape[0]), k)
+        lower.append(np.maximum(l, start.lower[k]))
+        upper.append(np.minimum(u, start.upper[k]))
+    return Bounds(tuple(lower), tuple(upper))
+
+
+def backsubstitute(net: ReluNetwork, dom: Domain, lower, upper, C: np.ndarray, k: int):
+    """Bounds of C g^(k+1)(z) (rows of C: linear functions of layer k's pre-activations, k >= 1),
+    given bounds lower/upper of layers 1..k, through the ReLU relaxations down to the input."""
+    W, b = net.weights[k], net.biases[k]
+    res_lo, res_hi = [], []
+    for sign in (1.0, -1.0):  # upper bound of sign * C g
+        A = sign * C @ W  # coefficients on h^(k) (post-activations of layer k)
+        const = sign * C @ b
+        for j in range(k - 1, -1, -1):  # through relu of layer j+1, then its affine map
+            s_lo, s_up, i_up = relu_relaxation(lower[j], upper[j])
+            Ap, An = np.maximum(A, 0), np.minimum(A, 0)
+            const = const + Ap @ i_up
+            A = Ap * s_up + An * s_lo  # coefficients on g^(j+1)
+            const = const + A @ net.biases[j]
+            A = A @ net.weights[j]  # on h^(j), or on z when j == 0
+        val = const + A @ dom.x + support(A, dom)
+        (res_hi if sign > 0 else res_lo).append(sign * val)
+    return _widen(res_lo[0], res_hi[0])
