@@ -11,6 +11,8 @@ COMMANDS = {
     "data": ("minadv.experiments.data_cmd", "fetch MNIST (offline) and show where the cache is"),
     "train": ("minadv.experiments.train_cmd", "train N1 / N2 deterministically and save weights + card"),
     "summary": ("minadv.experiments.summary", "accuracy and linear-region statistics of N1/N2 on test images"),
+    "exact": ("minadv.experiments.exact_cmd", "proven minimal adversarial perturbations (L2, Linf, L1)"),
+    "bench": ("minadv.experiments.bench_cmd", "benchmarks: per-image time and quality on the first test images"),
 }
 
 
@@ -42,8 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command; bad input (InputError, NetworkError, DataError, missing files) ends
+    with a one-line message on stderr and exit code 2."""
+    from minadv.verify import InputError, NetworkError
+
+    from .data import DataError
+
     args = build_parser().parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except (InputError, NetworkError, DataError, FileNotFoundError) as err:
+        print(f"minadv {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def make_method(method: str, norm, options: dict | None = None) -> Callable[[Rel
     options = dict(options or {})
     p = parse_norm(norm)
     if method == "mip":
-        from minadv.verify import minimal_perturbation
+        from minadv.verify.exact import check_options, minimal_perturbation
 
+        check_options(p, **options)
         return functools.partial(minimal_perturbation, norm=p, **options)
     from minadv.attacks import ATTACKS
 

@@ -33,3 +33,42 @@ def test_unknown_command_fails_cleanly(capsys):
     with pytest.raises(SystemExit) as err:
         main(["frobnicate"])
     assert err.value.code == 2
+
+
+def test_exact_command_appends_rows_resumes_and_saves_points(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from minadv.experiments.data import mnist
+    from minadv.experiments.models import load
+    from minadv.verify import check
+
+    out, adv = tmp_path / "r.csv", tmp_path / "adv.npz"
+    args = ["exact", "--net", "N1", "--images", "1,4", "--norm", "2", "--out", str(out), "--save-adv", str(adv),
+            "--time-limit", "60"]
+    assert main(args) == 0
+    frame = pd.read_csv(out)
+    assert {"net", "image", "method", "norm", "status", "value", "lower", "upper", "time_s", "margin"} <= set(frame.columns)
+    assert list(frame.image) == [1, 4] and set(frame.method) == {"mip"} and set(frame.status) == {"optimal"}
+    assert main(args + ["--images", "1,4,8"]) == 0  # resumes: only image 8 is new
+    frame = pd.read_csv(out)
+    assert sorted(frame.image) == [1, 4, 8]
+    net, test = load("N1"), mnist("test")
+    with np.load(adv) as z:
+        assert sorted(z["image"]) == [1, 4, 8]
+        for i, x, xa, c in zip(z["image"], z["x"], z["x_adv"], z["pred"]):
+            assert np.array_equal(x, test.x(i)) and c == net.predict(x)
+            assert check(net, xa, c).adversarial()
+            row = frame[frame.image == i].iloc[0]
+            assert np.linalg.norm(xa - x) == pytest.approx(row.value, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "extra, msg",
+    [(["--norm", "3"], "unknown norm"), (["--time-limit", "0"], "time_limit"), (["--net", "nosuch.pt"], "no model file")],
+)
+def test_exact_command_rejects_bad_options(tmp_path, capsys, extra, msg):
+    assert main(["exact", "--images", "0", "--out", str(tmp_path / "r.csv"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+    assert not (tmp_path / "r.csv").exists()

@@ -99,3 +99,30 @@ def test_a_point_on_the_boundary_has_distance_zero():
     net = ReluNetwork.from_layers(zip(W, b))
     res = minimal_perturbation(net, x, 2)
     assert res.status == Status.OPTIMAL and res.value == 0.0 and res.lower == 0.0
+
+
+@pytest.mark.parametrize("norm", [1, "inf", 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_mip_matches_brute_force_on_tiny_networks(seed, norm):
+    net, x = _instance(seed)
+    p = {1: 1.0, "inf": np.inf, 2: 2.0}[norm]
+    truth, _ = brute_force(net, x, p)
+    res = minimal_perturbation(net, x, norm, method="mip", time_limit=60)
+    if not np.isfinite(truth):
+        assert res.status == Status.ROBUST
+        return
+    assert res.status == Status.OPTIMAL, res.message
+    assert abs(res.value - truth) <= 1e-5 * max(1.0, truth)
+    assert res.lower <= truth * (1 + 1e-9) + 1e-9
+    v = check(net, res.x_adv, net.predict(x))
+    assert v.in_box and v.margin >= -1e-9
+    assert res.value == pytest.approx(np.linalg.norm(res.x_adv - x, ord=p), abs=1e-12)
+
+
+@pytest.mark.parametrize("tightening", ["crown", "lp", "mip"])
+def test_tightening_levels_agree(tightening):
+    net, x = _instance(2)  # two hidden layers: the levels act on layer 2
+    base = minimal_perturbation(net, x, "inf", method="mip", tightening="crown")
+    res = minimal_perturbation(net, x, "inf", method="mip", tightening=tightening)
+    assert res.status == base.status == Status.OPTIMAL
+    assert res.value == pytest.approx(base.value, abs=1e-7)

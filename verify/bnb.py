@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .adversarial import check, push_across
-from .bounds import Bounds, crown
+from .bounds import crown
 from .domain import Domain
+from .incumbent import Incumbent, improve
 from .network import ReluNetwork
 from .polytope import patterns, regions_of_patterns
 from .qp import QPSolution, solve_daqp
@@ -44,24 +44,9 @@ class Node:
     sol: QPSolution = field(compare=False)
 
 
-@dataclass
-class Incumbent:
-    value: float = np.inf
-    point: np.ndarray | None = None
-    target: int = -1
-
-
-@dataclass
-class Outcome:
-    lower: float
-    incumbent: Incumbent
-    counts: Counts
-    timed_out: bool
-    bounds: Bounds
-
-
 class BranchAndBound:
-    """One exact L2 search for image x of class c; `run` returns an Outcome."""
+    """One exact L2 search for image x of class c; `run` returns (lower bound, why it stopped),
+    the incumbent is in `inc`."""
 
     def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, *, targets=None, incumbent: Incumbent | None = None,
                  radius: float = np.inf, rel_gap: float = 1e-4, retighten: float = 0.02, solve=solve_daqp):
@@ -73,6 +58,7 @@ class BranchAndBound:
         self.counts = Counts()
         self.seen: set[tuple[int, bytes]] = set()
         self.seq = itertools.count()
+        self.pruned_min = np.inf  # smallest bound of a node pruned against the incumbent
         self._tighten()
 
     # --- bounds ----------------------------------------------------------------------
@@ -92,15 +78,9 @@ class BranchAndBound:
     # --- incumbents ------------------------------------------------------------------
     def offer(self, point: np.ndarray, t_hint: int) -> None:
         """Take a candidate point if it passes the float64 check and beats the incumbent."""
-        z = push_across(self.net, self.x, np.clip(point, 0.0, 1.0), self.c)
-        if z is None:
-            return
-        v = check(self.net, z, self.c)
-        value = float(np.linalg.norm(z - self.x))
-        if value < self.inc.value:
-            self.inc = Incumbent(value, z, v.target)
-            if self.inc.value < (1 - self.retighten) * self.bound_radius:
-                self._tighten()
+        self.inc = improve(self.net, self.x, self.c, 2.0, self.inc, point)
+        if self.inc.value < (1 - self.retighten) * self.bound_radius:
+            self._tighten()
 
     def _region_qp(self, point: np.ndarray, t: int) -> None:
         """Problem (3) for target t on the region of `point` (each region and target once)."""
@@ -119,6 +99,15 @@ class BranchAndBound:
     def _threshold(self) -> float:
         return self.inc.value * (1 - self.rel_gap)
 
+    def _prune(self, bound: float) -> bool:
+        """True when a node with this bound cannot improve the incumbent by more than the gap;
+        the smallest such bound is kept: it is part of the final lower bound."""
+        if bound < self._threshold():
+            return False
+        self.pruned_min = min(self.pruned_min, bound)
+        self.counts.pruned += 1
+        return True
+
     def _evaluate(self, t: int, states: list[np.ndarray], parent: Node | None) -> Node | None:
         states = self._merge(states)
         if states is None:
@@ -133,12 +122,12 @@ class BranchAndBound:
             bound = parent.bound if parent else 0.0
             return Node(bound, next(self.seq), t, states, problem, sol)
         bound = max(sol.lower, parent.bound if parent else 0.0)
-        if bound >= self._threshold():
+        if self._prune(bound):
             return None
         d = self.net.n_inputs
         self.offer(self.x + sol.v[:d], t)
         self._region_qp(self.x + sol.v[:d], t)
-        if bound >= self._threshold():
+        if self._prune(bound):
             return None
         return Node(bound, next(self.seq), t, states, problem, sol)
 
@@ -159,7 +148,7 @@ class BranchAndBound:
         return free[int(np.argmax(score))]
 
     # --- search ----------------------------------------------------------------------
-    def run(self, time_limit: float = np.inf) -> Outcome:
+    def run(self, time_limit: float = np.inf) -> tuple[float, str]:
         start = time.perf_counter()
         queue: list[Node] = []
         for t in self.targets:
@@ -168,12 +157,12 @@ class BranchAndBound:
                 heapq.heappush(queue, node)
         stuck = np.inf  # smallest bound of a node that could not be split further
         timed_out = False
-        while queue and queue[0].bound < self._threshold():
+        while queue:
             if time.perf_counter() - start > time_limit:
                 timed_out = True
                 break
             node = heapq.heappop(queue)
-            if node.bound >= self._threshold():
+            if self._prune(node.bound):
                 continue
             split = self._branch_neuron(node)
             if split is None:  # a fully fixed node whose QP failed: its bound cannot improve
@@ -187,5 +176,5 @@ class BranchAndBound:
                 if child is not None:
                     heapq.heappush(queue, child)
         open_bound = min((n.bound for n in queue), default=np.inf)
-        lower = min(open_bound, stuck, self.inc.value, self.radius)
-        return Outcome(lower, self.inc, self.counts, timed_out, self.bounds)
+        lower = min(open_bound, stuck, self.pruned_min, self.inc.value, self.radius)
+        return lower, "time_limit" if timed_out else "done"

@@ -7,23 +7,32 @@ import time
 import numpy as np
 
 from .adversarial import TOL, verified_result
-from .bnb import BranchAndBound, Incumbent
-from .domain import check_image, lp_norm, parse_norm
+from .bnb import BranchAndBound
+from .domain import check_image, parse_norm
+from .incumbent import Incumbent, improve
+from .mip_exact import MipSearch
 from .network import InputError, ReluNetwork
 from .polytope import region_qp
-from .qp import solve_daqp
+from .qp import solve_norm
 from .result import Result, Status
 
 METHODS = ("auto", "bnb", "mip")
+TIGHTENING = ("crown", "lp", "mip")
 
 
-def _validate(time_limit: float, rel_gap: float, method: str) -> None:
+def check_options(p: float, time_limit: float = 300.0, rel_gap: float = 1e-4, method: str = "auto",
+                  tightening: str = "lp") -> None:
+    """Refuse bad options with a clear InputError (called before any work is done)."""
     if not time_limit > 0:
         raise InputError(f"time_limit must be positive, got {time_limit}")
     if not 0 < rel_gap < 1:
         raise InputError(f"rel_gap must lie in (0, 1), got {rel_gap}")
     if method not in METHODS:
         raise InputError(f"unknown exact method {method!r}; use one of {', '.join(METHODS)}")
+    if method == "bnb" and p != 2:
+        raise InputError("method 'bnb' solves L2 only; use 'mip' (or 'auto') for L1 and Linf")
+    if tightening not in TIGHTENING:
+        raise InputError(f"unknown tightening {tightening!r}; use one of {', '.join(TIGHTENING)}")
 
 
 def minimal_perturbation(
@@ -35,62 +44,60 @@ def minimal_perturbation(
     time_limit: float = 300.0,
     rel_gap: float = 1e-4,
     method: str = "auto",
+    tightening: str = "lp",
 ) -> Result:
-    """Proven minimal ||delta||_p with x + delta in [0,1]^d and max_{t != c} f_t - f_c >= 0 (c = decision on x).
+    """Proven minimal ||delta||_p (p in {1, 2, inf}) with x + delta in [0,1]^d and
+    max_{t != c} f_t(x+delta) - f_c(x+delta) >= 0, c the network's decision on x.
 
+    method: 'bnb' (L2: branch-and-bound over ReLU splits with QP node bounds), 'mip' (the Tjeng
+    MILP in Pyomo + HiGHS; for L2 a loop of MILPs over an outer approximation), 'auto' (bnb for
+    L2, mip otherwise: the faster by measurement, see PERFORMANCE.md).
+    tightening (mip only): bounds of layers >= 2 by 'crown' back-substitution, plus per-neuron
+    'lp' or short 'mip' solves. The first layer is always exact over box cap ball.
     upper_bound: an adversarial point (array, e.g. from an attack; verified here and used as
-    the starting incumbent) or a radius r (float: the domain becomes ||delta||_p <= r, and
-    `robust` means no adversarial example within r). Without it, problem (3) on Q(x) gives
-    the first incumbent when it can.
-    Status: `optimal` when (upper - lower) <= rel_gap * upper; `time_limit` with both bounds;
-    `robust`; `error` when the final point fails the float64 check.
+    the first incumbent) or a radius r (float: the domain becomes ||delta||_p <= r, and `robust`
+    means no adversarial example within r). Problem (3) on Q(x) also offers an incumbent.
+    Status: `optimal` when upper - lower <= rel_gap * upper; `time_limit` with both bounds;
+    `robust`; `error` (solver failure, or a final point that fails the float64 check).
     """
     x = check_image(net, x)
     p = parse_norm(norm)
-    _validate(time_limit, rel_gap, method)
+    check_options(p, time_limit, rel_gap, method, tightening)
     start = time.perf_counter()
     c = net.predict(x)
     if net.margin(x, c) >= -TOL:  # x itself lies on the decision boundary
         return verified_result(net, x, c, x, method="mip", norm=p, status=Status.OPTIMAL, lower=0.0, upper=0.0,
                                time_s=time.perf_counter() - start)
-    radius = np.inf
-    inc = Incumbent()
+    radius, inc = np.inf, Incumbent()
     if upper_bound is not None and np.ndim(upper_bound) == 0:
         radius = float(upper_bound)
         if not radius > 0:
             raise InputError(f"upper_bound radius must be positive, got {radius}")
     elif upper_bound is not None:
-        inc = _incumbent(net, x, c, check_image(net, upper_bound), p, inc)
-    if p != 2.0 or method == "mip":
-        raise NotImplementedError("the MIP path (L1, Linf and method='mip') is not built yet")
-    search = BranchAndBound(net, x, c, incumbent=inc, radius=radius, rel_gap=rel_gap)
-    for t, sol in region_qp(net, x, c, solve=solve_daqp).items():
+        inc = improve(net, x, c, p, inc, check_image(net, upper_bound))
+    for sol in region_qp(net, x, c, solve=lambda qp: solve_norm(qp, p)).values():
         if sol.status == "optimal":
-            search.offer(x + sol.v, t)
-    out = search.run(time_limit - (time.perf_counter() - start))
-    return _result(net, x, c, p, out.incumbent, out.lower, out.timed_out, radius, rel_gap, out.counts, "bnb", start)
+            inc = improve(net, x, c, p, inc, x + sol.v)
+    scheme = "bnb" if method == "bnb" or (method == "auto" and p == 2) else "mip"
+    if scheme == "bnb":
+        search = BranchAndBound(net, x, c, incumbent=inc, radius=radius, rel_gap=rel_gap)
+    else:
+        search = MipSearch(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, tightening=tightening)
+    lower, reason = search.run(time_limit - (time.perf_counter() - start))
+    return _result(net, x, c, p, search.inc, lower, reason, radius, rel_gap, search.counts, scheme, start)
 
 
-def _incumbent(net, x, c, point, p, inc: Incumbent) -> Incumbent:
-    from .adversarial import check, push_across
-
-    z = push_across(net, x, point, c)
-    if z is None:
-        return inc
-    value = lp_norm(z - x, p)
-    return Incumbent(value, z, check(net, z, c).target) if value < inc.value else inc
-
-
-def _result(net, x, c, p, inc, lower, timed_out, radius, rel_gap, counts, scheme, start) -> Result:
+def _result(net, x, c, p, inc: Incumbent, lower, reason, radius, rel_gap, counts, scheme, start) -> Result:
     upper = inc.value
     if inc.point is None:
-        status = Status.TIME_LIMIT if timed_out else Status.ROBUST
-        lower = lower if timed_out else radius
+        status = {"done": Status.ROBUST, "time_limit": Status.TIME_LIMIT}.get(reason, Status.ERROR)
+        lower = radius if reason == "done" else lower
+    elif upper - lower <= rel_gap * upper:
+        status = Status.OPTIMAL
     else:
-        status = Status.OPTIMAL if upper - lower <= rel_gap * upper else Status.TIME_LIMIT
+        status = Status.TIME_LIMIT if reason == "time_limit" else Status.ERROR
+    lower = min(lower, upper)
     res = verified_result(net, x, c, inc.point, method="mip", norm=p, status=status, lower=float(lower),
                           upper=float(upper), counts=counts, message=f"scheme={scheme}")
     res.time_s = time.perf_counter() - start
-    if res.x_adv is not None:
-        res.upper = max(res.upper, res.value)
     return res

@@ -134,6 +134,37 @@ def solve_daqp(qp: BoxQP, start: np.ndarray | None = None) -> QPSolution:
     return solve_clarabel(qp)
 
 
+def solve_lp(qp: BoxQP, p: float) -> QPSolution:
+    """p = 1 or inf: min ||v[:n]||_p as an LP in (v, s) with scipy's HiGHS.
+
+    p = 1: s_i >= |v_i|, minimise sum s; p = inf: s >= |v_i|, minimise s. The lower bound is
+    HiGHS's optimum (LP tolerances, ~1e-9 here), the point is clipped to the box.
+    """
+    from scipy.optimize import linprog
+
+    m, N = qp.A.shape
+    n = qp.n_obj
+    k = n if p == 1 else 1
+    pick = np.zeros((n, N))
+    pick[:, :n] = np.eye(n)
+    S = -np.eye(n) if p == 1 else -np.ones((n, 1))
+    A = np.block([[qp.A, np.zeros((m, k))], [pick, S], [-pick, S]])
+    b = np.r_[qp.b, np.zeros(2 * n)]
+    cost = np.r_[np.zeros(N), np.ones(k)]
+    res = linprog(cost, A_ub=A, b_ub=b, bounds=[*zip(qp.lo, qp.hi), *[(0, None)] * k], method="highs")
+    if res.status == 2:
+        return QPSolution("infeasible", lower=np.inf)
+    if res.status != 0:
+        return QPSolution("error")
+    v = np.clip(res.x[:N], qp.lo, qp.hi)
+    return QPSolution("optimal", v, float(np.linalg.norm(v[:n], ord=p)), float(res.fun))
+
+
+def solve_norm(qp: BoxQP, p: float, start: np.ndarray | None = None) -> QPSolution:
+    """The region problem for any supported norm: DAQP for p = 2, an LP otherwise."""
+    return solve_daqp(qp, start) if p == 2 else solve_lp(qp, p)
+
+
 def solve_reference(qp: BoxQP, p: float = 2.0) -> QPSolution:
     """Reference solve with cvxpy (Clarabel) for p in {1, 2, inf}: the ground truth for tests."""
     import cvxpy as cp

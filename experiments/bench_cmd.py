@@ -1,0 +1,17 @@
+"""`minadv bench exact|attacks`: the benchmarks (not timed tests); see each module's docstring."""
+
+from __future__ import annotations
+
+import importlib
+
+BENCHMARKS = {"exact": "minadv.experiments.bench_exact"}
+
+
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="benchmark", required=True)
+    for name, module in BENCHMARKS.items():
+        importlib.import_module(module).add_arguments(sub.add_parser(name))
+
+
+def run(args) -> int:
+    return importlib.import_module(BENCHMARKS[args.benchmark]).run(args)

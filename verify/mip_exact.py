@@ -1,0 +1,93 @@
+"""Exact minimal perturbation with the Tjeng MIP (Pyomo + HiGHS).
+
+L1 and Linf: one MILP (its optimum, certified by HiGHS's dual bound). L2: HiGHS has no MIQP,
+so a loop of MILPs over an outer approximation of ||u||^2 (`mip.TjengModel`): each MILP's
+dual bound is a lower bound; the region QP (polytope module) on the activation pattern of the
+MILP's point gives a verified upper bound; tangents at the MILP point and at the QP optimum
+make the next master exact there. Ends when upper - lower <= rel_gap * upper.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .bounds import crown
+from .domain import Domain
+from .incumbent import Incumbent, improve
+from .mip import TjengModel, reachable_targets, solve, tighten
+from .network import ReluNetwork
+from .polytope import regions_at
+from .qp import solve_norm
+from .result import Counts
+
+
+class MipSearch:
+    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, p: float, *, incumbent: Incumbent,
+                 radius: float = np.inf, rel_gap: float = 1e-4, tightening: str = "lp"):
+        self.net, self.x, self.c, self.p = net, x, c, p
+        self.inc, self.radius, self.rel_gap, self.tightening = incumbent, radius, rel_gap, tightening
+        self.counts = Counts()
+
+    def offer(self, point: np.ndarray) -> None:
+        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point)
+
+    def _polish(self, u: np.ndarray, scale: float, t: int) -> None:
+        """Offer the MILP point and the region problem's optimum on its activation pattern."""
+        z = np.clip(self.x + scale * u, 0, 1)
+        self.offer(z)
+        if t < 0:
+            return
+        sol = solve_norm(regions_at(self.net, z).qp(0, self.x, self.c, t), self.p)
+        self.counts.qp_solves += 1
+        self.counts.regions += 1
+        if sol.status == "optimal":
+            self.offer(self.x + sol.v)
+
+    def _to_norm(self, objective: float, scale: float) -> float:
+        if not np.isfinite(objective):
+            return objective
+        return scale * (np.sqrt(max(objective, 0.0) / self.net.n_inputs) if self.p == 2 else objective)
+
+    def run(self, time_limit: float) -> tuple[float, str]:
+        """Returns (lower bound, why it stopped: 'done' | 'time_limit' | 'error'); the incumbent
+        is in self.inc (no incumbent after 'done': no adversarial example in the domain)."""
+        start = time.perf_counter()
+        radius = min(self.radius, self.inc.value)
+        scale = radius if np.isfinite(radius) else 1.0
+        dom = Domain(self.x, self.p, radius)
+        bounds = crown(self.net, dom)
+        if self.tightening in ("lp", "mip"):
+            bounds = tighten(self.net, dom, bounds, self.tightening)
+        self.counts.unstable = bounds.n_unstable
+        targets = reachable_targets(self.net, dom, bounds, self.c)
+        if not targets:
+            return radius, "done"
+        builder = TjengModel(self.net, dom, bounds, scale)
+        model = builder.build(self.c, targets)
+        lower = 0.0
+        while True:
+            left = time_limit - (time.perf_counter() - start)
+            if left <= 0:
+                return lower, "time_limit"
+            out = solve(model, left)
+            self.counts.milp_solves += 1
+            if out.status == "infeasible":  # no adversarial example inside the domain
+                return radius, "done"
+            lower = max(lower, self._to_norm(out.bound, scale))
+            if out.u is not None:
+                self._polish(out.u, scale, out.target)
+            upper = self.inc.value
+            if upper - lower <= self.rel_gap * upper:
+                return lower, "done"
+            if out.status != "optimal":
+                return lower, out.status
+            if self.p != 2:  # a proven MILP optimum whose point did not close the gap
+                return lower, "error"
+            self.counts.cut_rounds += 1
+            added = builder.add_tangents(model, out.u)
+            if self.inc.point is not None:
+                added += builder.add_tangents(model, (self.inc.point - self.x) / scale)
+            if added == 0:
+                return lower, "error"
