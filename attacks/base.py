@@ -13,25 +13,39 @@ from minadv.verify import ReluNetwork, Result, Status, check_image, verified_res
 
 class Attack(ABC):
     """Subclasses set `name` and `norm` and implement `_find`, which returns a candidate
-    point (or None) plus keyword fields for the Result (e.g. counts); `run` does the rest:
+    point (or None) plus keyword fields for the Result (e.g. counts); attacks that work on
+    many images at once (CW) also implement `_find_batch`. `run` / `run_batch` do the rest:
     input checks, timing, the float64 check with the push across the boundary."""
 
     name: str = "attack"
     norm: float = 2.0
+    batched: bool = False  # True when _find_batch really works on many images at once
 
     def run(self, net: ReluNetwork, x: np.ndarray, c: int | None = None) -> Result:
         """Attack x (flat, in [0,1]); c is the class to move away from (default: the decision)."""
-        x = check_image(net, x)
-        c = net.predict(x) if c is None else int(c)
-        start = time.perf_counter()
-        candidate, fields = self._find(net, x, c)
-        fields["time_s"] = time.perf_counter() - start
-        status = Status.FOUND if candidate is not None else Status.FAILED
-        return verified_result(net, x, c, candidate, method=self.name, norm=self.norm, status=status, **fields)
+        return self._verified(net, [x], None if c is None else [c], batched=False)[0]
 
     def run_batch(self, net: ReluNetwork, X: np.ndarray) -> list[Result]:
-        """Every row of X; attacks that batch well (CW) override this."""
-        return [self.run(net, x) for x in np.atleast_2d(X)]
+        """Every row of X in one `_find_batch` call; each result's time_s is the batch's
+        wall time divided by the number of images."""
+        return self._verified(net, list(np.atleast_2d(X)), None, batched=True)
+
+    def _verified(self, net: ReluNetwork, X: list, C: list | None, batched: bool) -> list[Result]:
+        X = [check_image(net, x) for x in X]
+        C = [net.predict(x) for x in X] if C is None else [int(c) for c in C]
+        start = time.perf_counter()
+        found = self._find_batch(net, X, C) if batched else [self._find(net, X[0], C[0])]
+        seconds = (time.perf_counter() - start) / len(X)
+        results = []
+        for x, c, (candidate, fields) in zip(X, C, found):
+            fields["time_s"] = seconds
+            status = Status.FOUND if candidate is not None else Status.FAILED
+            results.append(verified_result(net, x, c, candidate, method=self.name, norm=self.norm, status=status,
+                                           **fields))
+        return results
+
+    def _find_batch(self, net: ReluNetwork, X: list[np.ndarray], C: list[int]) -> list[tuple[np.ndarray | None, dict]]:
+        return [self._find(net, x, c) for x, c in zip(X, C)]
 
     @abstractmethod
     def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:

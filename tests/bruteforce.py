@@ -27,9 +27,10 @@ def _solve_lp(qp, p):
     return QPSolution("optimal", v, float(np.linalg.norm(v, ord=p)), float(res.fun))
 
 
-def brute_force(net, x, p=2.0):
+def brute_force(net, x, p=2.0, solve=solve_clarabel):
     """min over all patterns and targets t != c of problem (3) (or its L1/Linf LP) on the
-    pattern's polytope; returns (value, point) or (inf, None) when no target is reachable."""
+    pattern's polytope; returns (value, point) or (inf, None) when no target is reachable.
+    solve: the L2 QP solver (e.g. qp.solve_daqp, exact to rounding, for 1e-9 comparisons)."""
     c = net.predict(x)
     H = sum(net.hidden_sizes)
     best, point = np.inf, None
@@ -39,7 +40,7 @@ def brute_force(net, x, p=2.0):
             if t == c:
                 continue
             qp = reg.qp(0, x, c, t)
-            sol = solve_clarabel(qp) if p == 2 else _solve_lp(qp, p)
+            sol = solve(qp) if p == 2 else _solve_lp(qp, p)
             if sol.status == "optimal" and sol.norm < best:
                 best, point = sol.norm, x + sol.v
     return best, point

@@ -1,0 +1,170 @@
+"""rLR-QP: Algorithm 1 of Croce & Hein, "A randomized gradient-free attack on ReLU networks"
+(GCPR 2018), for the L2 norm.
+
+Problem (2) on a linear region Q(y): min ||delta||_2 over x + delta in Q(y) cap [0,1]^d with
+max_{t != c} f_t(x + delta) >= f_c(x + delta), i.e. the best over the targets t of the
+convex QP (3) (`minadv.verify.fastqp.RegionQPs`, batched over regions and targets).
+
+    delta <- the better of (2) on Q(x) and the warm start; u <- ||delta||; S <- n1 copies
+    for a1 = 1..n4:
+        exploration, n3 rounds: for i = 1..n1, j = 1..n2: y = x + S_i + eps, eps in B(0, u/a1);
+            delta_temp <- (2) on Q(y); S_m = argmax_m ||S_m||:
+            if ||delta_temp|| < alpha u and ||delta_temp|| < ||S_m||: S_m <- delta_temp
+            if ||delta_temp|| < u: delta <- delta_temp, u <- ||delta_temp||
+              (the paper prints "delta <- delta_0" here, a typo: the new best is delta_temp)
+        local search: n2 points y = x + delta + eps, eps in B(0, u/a1); keep the best.
+
+eps has a direction uniform on the sphere and a radius uniform in [0, u/a1]. Batching: the
+n1 * n2 points of a round are drawn from S and u at the start of the round and their QPs
+solved together; the results are then applied one by one in the paper's order. A region is
+never solved twice (its activation pattern is hashed), and a QP is pruned once a lower
+bound reaches the smallest norm that could still change S or delta (min(alpha u, max ||S||)
+in exploration, u in local search), so pruning never changes the outcome.
+
+Warm start: DeepFool (Foolbox, the paper's settings), then bisection on the segment
+x -> x + delta_DF for the boundary; if DeepFool fails, the segment from x to the all-zero
+image (when that image is adversarial). `iterations` > 1 applies the attack again from its
+own result with the targets restricted to the class it found (the paper's Table 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minadv.verify import Counts, ReluNetwork, check, patterns, push_across
+from minadv.verify.fastqp import RegionQPs
+
+from .base import Attack
+from .deepfool import DeepFool
+
+TARGETS = ("all", "warm")
+
+
+def boundary_on_segment(net: ReluNetwork, x: np.ndarray, end: np.ndarray, c: int, steps: int = 60) -> np.ndarray | None:
+    """The adversarial point of the segment x -> end closest to x, by bisection on s in [0, 1]
+    (end must be adversarial by the float64 check, else None)."""
+    if not check(net, end, c).adversarial():
+        return None
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if check(net, x + mid * (end - x), c).adversarial():
+            hi = mid
+        else:
+            lo = mid
+    return x + hi * (end - x)
+
+
+def ball(rng: np.random.Generator, n: int, d: int, radius: float) -> np.ndarray:
+    """n points of B(0, radius) in R^d: direction uniform on the sphere, radius uniform."""
+    g = rng.standard_normal((n, d))
+    return g / np.linalg.norm(g, axis=1, keepdims=True) * rng.uniform(0.0, radius, (n, 1))
+
+
+class _Explorer:
+    """Problem (2) on the regions of many points, each region solved at most once."""
+
+    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int):
+        self.net, self.qps = net, RegionQPs(net, x, c)
+        self.seen: set[bytes] = set()
+        self.counts = Counts()
+
+    def solve(self, Y: np.ndarray, targets, threshold: float) -> list[tuple[float, np.ndarray, int] | None]:
+        """Per point: (||delta||, delta, target) of (2) on Q(y) if Q(y) is new and the value
+        is < threshold, else None."""
+        active = patterns(self.net, Y)
+        keys = [row.tobytes() for row in np.packbits(active.numpy(), axis=1)]
+        first: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            if key not in self.seen and key not in first:
+                first[key] = i
+        self.seen.update(first)
+        out: list = [None] * len(Y)
+        if not first:
+            return out
+        rows = list(first.values())
+        best = self.qps.best(active[rows], targets, threshold)
+        self.counts.regions += len(rows)
+        self.counts.qp_solves += best.solved
+        self.counts.pruned += best.pruned
+        for r, i in enumerate(rows):
+            if best.value[r] < threshold:
+                out[i] = (float(best.value[r]), best.v[r].numpy(), int(best.target[r]))
+        return out
+
+
+class RLRQP(Attack):
+    """rLR-QP with the paper's hyperparameters n1 = n2 = 10, n3 = 5, n4 = 3, alpha = 1.5.
+
+    targets: "all" (every class but c, as for N1/N2 in the paper) or "warm" (only the warm
+    start's class, as for the paper's deeper networks). seed: the random generator's seed
+    (same seed, same result). iterations: applications of the attack, each from the last
+    result with the targets restricted to its class (paper's Table 3).
+    """
+
+    name = "rlrqp"
+
+    def __init__(self, *, n1: int = 10, n2: int = 10, n3: int = 5, n4: int = 3, alpha: float = 1.5,
+                 targets: str = "all", iterations: int = 1, seed: int = 0):
+        if targets not in TARGETS:
+            raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
+        if min(n1, n2, n3, n4, iterations) < 1 or alpha < 1:
+            raise ValueError("n1, n2, n3, n4 and iterations must be >= 1 and alpha >= 1")
+        self.n1, self.n2, self.n3, self.n4, self.alpha = n1, n2, n3, n4, alpha
+        self.targets, self.iterations, self.seed = targets, iterations, seed
+
+    def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
+        rng = np.random.default_rng(self.seed)
+        explorer = _Explorer(net, x, c)
+        start = warm_start(net, x, c)
+        targets = [t for t in range(net.n_outputs) if t != c]
+        if self.targets == "warm" and start is not None:
+            targets = [check(net, start, c).target]
+        best = None if start is None else (float(np.linalg.norm(start - x)), start - x, check(net, start, c).target)
+        for _ in range(self.iterations):
+            best = self._search(explorer, x, targets, best, rng)
+            if best is None:
+                break
+            targets = [best[2]]
+        fields = {"counts": explorer.counts}
+        if best is None:
+            return None, {**fields, "message": "no adversarial region found"}
+        return x + best[1], {**fields, "target": best[2]}
+
+    def _search(self, explorer: _Explorer, x: np.ndarray, targets, best, rng) -> tuple | None:
+        """One application of Algorithm 1 from `best` (norm, delta, target) or None."""
+        at_x = explorer.solve(x[None], targets, np.inf)[0]
+        if at_x is not None and (best is None or at_x[0] < best[0]):
+            best = at_x
+        if best is None:
+            return None
+        u, delta, target = best
+        S = [delta] * self.n1
+        norms = np.full(self.n1, u)
+        d = x.size
+        for a1 in range(1, self.n4 + 1):
+            for _ in range(self.n3):
+                Y = np.concatenate([x + s + ball(rng, self.n2, d, u / a1) for s in S])
+                for res in explorer.solve(Y, targets, min(self.alpha * u, norms.max())):
+                    if res is None:
+                        continue
+                    m = int(np.argmax(norms))
+                    if res[0] < self.alpha * u and res[0] < norms[m]:
+                        S[m], norms[m] = res[1], res[0]
+                    if res[0] < u:
+                        u, delta, target = res
+            Y = x + delta + ball(rng, self.n2, d, u / a1)
+            for res in explorer.solve(Y, targets, u):
+                if res is not None and res[0] < u:
+                    u, delta, target = res
+        return u, delta, target
+
+
+def warm_start(net: ReluNetwork, x: np.ndarray, c: int) -> np.ndarray | None:
+    """DeepFool's point pulled back to the boundary along x -> x + delta_DF, else the
+    boundary on the segment x -> 0 (when the zero image is adversarial), else None."""
+    point, _ = DeepFool()._find(net, x, c)
+    point = None if point is None else push_across(net, x, point, c)  # float32 points a hair short
+    if point is not None:
+        return boundary_on_segment(net, x, point, c)
+    return boundary_on_segment(net, x, np.zeros_like(x), c)
