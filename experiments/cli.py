@@ -12,6 +12,7 @@ COMMANDS = {
     "train": ("minadv.experiments.train_cmd", "train N1 / N2 deterministically and save weights + card"),
     "summary": ("minadv.experiments.summary", "accuracy and linear-region statistics of N1/N2 on test images"),
     "exact": ("minadv.experiments.exact_cmd", "proven minimal adversarial perturbations (L2, Linf, L1)"),
+    "attack": ("minadv.experiments.attack_cmd", "run rLR-QP or a baseline (deepfool, cw, lbfgs) on test images"),
     "bench": ("minadv.experiments.bench_cmd", "benchmarks: per-image time and quality on the first test images"),
 }
 

@@ -84,8 +84,10 @@ def run_many(
     force: bool = False,
     progress: bool = True,
     net_label: str | None = None,
+    batch: int = 1,
 ) -> list[dict]:
-    """Run `method` on every image not yet in `store`, appending each row as it finishes."""
+    """Run `method` on every image not yet in `store`, appending each row as it finishes;
+    batch > 1 (attacks only) hands `batch` images at a time to `Attack.run_batch`."""
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work
@@ -95,12 +97,25 @@ def run_many(
     bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
     args = [(net, i, method, p, options, 1 if jobs > 1 else 0) for i in todo]
     with (mp.get_context("spawn").Pool(jobs) if jobs > 1 else _Serial()) as pool:
-        for image, result in pool.imap_unordered(_job, args):
+        results = _batches(net, todo, method, options, batch) if batch > 1 else pool.imap_unordered(_job, args)
+        for image, result in results:
             rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image])))
             bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
             bar.update()
     bar.close()
     return rows
+
+
+def _batches(net: str, images: list[int], method: str, options: dict | None, size: int):
+    """(image, result) pairs of an attack run on `size` images at a time (e.g. CW, batched)."""
+    from minadv.attacks import ATTACKS
+
+    if method not in ATTACKS:
+        raise ValueError(f"only attacks run in batches; {method!r} is not one")
+    attack = ATTACKS[method](**(options or {}))
+    for k in range(0, len(images), size):
+        part = images[k : k + size]
+        yield from zip(part, attack.run_batch(_network(net), _test_split().x(part)))
 
 
 class _Serial:
