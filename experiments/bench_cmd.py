@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = {"exact": "minadv.experiments.bench_exact"}
+BENCHMARKS = {"exact": "minadv.experiments.bench_exact", "attacks": "minadv.experiments.bench_attacks"}
 
 
 def add_arguments(p) -> None:

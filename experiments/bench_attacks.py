@@ -1,0 +1,86 @@
+"""Benchmark of the attacks: per-image time and L2 norm of each method on the first test images
+of N1 and N2, and the ratio to the proven optimum where an exact results CSV is given.
+
+    minadv bench attacks [--images 0:50] [--nets N1 N2] [--methods rlrqp deepfool lbfgs cw]
+                         [--exact results/bench_exact_v1.csv] [--out results/bench_attacks.csv]
+
+Resumable (rows are appended as images finish; batched attacks write a whole batch). One
+torch thread. Prints one line per image and method, then per network and method: images
+found, median / max time per image, median norm, ratio to the optimum (median, max, images
+within the exact solver's relative gap 1e-4) and for rLR-QP the median regions checked, QPs
+solved and QPs pruned; the table is also written as Markdown beside the CSV.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from minadv.attacks import ATTACKS
+
+from .cli import parse_images
+from .runner import run_many
+from .store import ResultStore
+
+REACHED = 1 + 1e-4  # the exact solver stops at (upper - lower) <= 1e-4 * upper
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--nets", nargs="+", default=["N1", "N2"])
+    p.add_argument("--images", type=parse_images, default=parse_images("0:50"))
+    p.add_argument("--methods", nargs="+", choices=sorted(ATTACKS), default=["rlrqp", "deepfool", "lbfgs", "cw"])
+    p.add_argument("--exact", type=Path, default=Path("results/bench_exact_v1.csv"),
+                   help="results of `minadv bench exact` for the ratios (skipped if missing)")
+    p.add_argument("--out", type=Path, default=Path("results/bench_attacks.csv"))
+
+
+def with_ratios(frame: pd.DataFrame, exact: Path) -> pd.DataFrame:
+    """frame plus `optimum` and `ratio` = value / optimum for images the exact solver proved."""
+    if not exact.exists():
+        return frame.assign(optimum=float("nan"), ratio=float("nan"))
+    proven = pd.read_csv(exact)
+    proven = proven[(proven.status == "optimal") & (proven.norm.astype(str) == "2")]
+    proven = proven.assign(net=proven.net.astype(str))[["net", "image", "value"]].rename(columns={"value": "optimum"})
+    out = frame.merge(proven, on=["net", "image"], how="left")
+    return out.assign(ratio=out.value / out.optimum)
+
+
+def summary(frame: pd.DataFrame) -> str:
+    lines = ["| net | method | images | found | median time (s) | max time (s) | median L2 | ratio to optimum: "
+             "median / max / reached | median regions / QPs / pruned |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (net, method), g in frame.groupby(["net", "method"], sort=True):
+        found = g[g.status == "found"]
+        r = found.ratio.dropna()
+        ratio = f"{r.median():.4f} / {r.max():.4f} / {(r <= REACHED).sum()} of {len(r)}" if len(r) else "-"
+        work = (f"{found.regions.median():.0f} / {found.qp_solves.median():.0f} / {found.pruned.median():.0f}"
+                if method == "rlrqp" else "-")
+        lines.append(f"| {net} | {method} | {len(g)} | {len(found)} | {g.time_s.median():.3f} | {g.time_s.max():.3f} | "
+                     f"{found.value.median():.4f} | {ratio} | {work} |")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    torch.set_num_threads(1)
+    store = ResultStore(args.out)
+    for net in args.nets:
+        for method in args.methods:
+            batch = len(args.images) if ATTACKS[method].batched else 1
+            run_many(net, args.images, method, "2", store, batch=batch)
+    frame = store.frame[store.frame.image.isin(args.images) & store.frame.net.isin(args.nets)
+                        & store.frame.method.isin(args.methods)]
+    frame = with_ratios(frame, args.exact)
+    cols = ["net", "method", "image", "status", "value", "ratio", "time_s", "regions", "qp_solves", "pruned"]
+    print(frame[cols].to_string(index=False))
+    missed = frame[(frame.method == "rlrqp") & (frame.ratio > REACHED)]
+    table = summary(frame)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 torch thread"
+    print(f"\n{table}\n\nrLR-QP above the optimum on: "
+          + (", ".join(f"{r.net} #{r.image} ({r.ratio:.4f}x)" for r in missed.itertuples()) or "none")
+          + f"\nmachine: {machine}")
+    args.out.with_suffix(".md").write_text(table + "\n")
+    return 0
