@@ -144,7 +144,7 @@ class RLRQP(Attack):
         d = x.size
         for a1 in range(1, self.n4 + 1):
             for _ in range(self.n3):
-                Y = np.concatenate([x + s + ball(rng, self.n2, d, u / a1) for s in S])
+                Y = x + np.repeat(np.stack(S), self.n2, axis=0) + ball(rng, self.n1 * self.n2, d, u / a1)
                 for res in explorer.solve(Y, targets, min(self.alpha * u, norms.max())):
                     if res is None:
                         continue

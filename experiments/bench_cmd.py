@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = {"exact": "minadv.experiments.bench_exact", "attacks": "minadv.experiments.bench_attacks"}
+BENCHMARKS = {"exact": "minadv.experiments.bench_exact", "attacks": "minadv.experiments.bench_attacks",
+              "qp": "minadv.experiments.bench_qp"}
 
 
 def add_arguments(p) -> None:

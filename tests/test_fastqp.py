@@ -11,7 +11,7 @@ from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED, RegionQPs, solve_b
 TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)  # cvxpy's point to ~1e-6 (default: ~1e-4)
 
 
-def _random_regions(net, x, rng, n_near=6, n_flipped=6, n_random=3):
+def _random_regions(net, x, rng, n_near=4, n_flipped=4, n_random=2):
     """Patterns of points near x (mostly non-empty regions), of x's pattern with a few neurons
     flipped (often far or empty) and uniformly random patterns (mostly empty polytopes)."""
     near = patterns(net, x + rng.normal(0, 0.05, (n_near, x.size)))

@@ -28,6 +28,7 @@ active set): mostly infeasible ones, whose dual grows only slowly (`fallbacks` c
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,16 @@ class Basis:
     """The shared row space U (h x d) of a batch, with U U^T and the pair products that give
     K = U diag(f) U^T for many 0/1 masks f (B, d) as one GEMM f @ P, P[:, (i, k)] = U_i * U_k
     over i <= k (measured 8x faster than a batched U diag(f) U^T at B = 200)."""
+
+    _cache: dict[int, tuple] = {}
+
+    @classmethod
+    def of(cls, W: np.ndarray) -> "Basis":
+        """The basis of the rows of W, built once per weight array (P costs ~20 ms for N1)."""
+        hit = cls._cache.get(id(W))
+        if hit is None or hit[0]() is not W:
+            hit = cls._cache[id(W)] = (weakref.ref(W), cls(torch.tensor(W, dtype=torch.float64)))
+        return hit[1]
 
     def __init__(self, U: torch.Tensor):
         self.U = U
@@ -130,18 +141,26 @@ class _Dual:
 
 def _direction(P: QPBatch, D: _Dual, mu: torch.Tensor) -> torch.Tensor:
     """Projected Newton direction: Newton on the non-binding rows J, -g on the binding ones
-    (lam_j <= eps and g_j > 0, eps = min(1e-3, ||min(lam, g)||_inf))."""
+    (lam_j <= eps and g_j > 0, eps = min(1e-3, ||min(lam, g)||_inf)). The Newton system is
+    built on the rows of J only, gathered to the batch's largest |J| (about 20 of 51-66 rows
+    on N1/N2 regions)."""
     g = D.g
     eps = torch.minimum(D.lam, g).abs().max(dim=1).values.clamp(max=1e-3)
-    binding = (D.lam <= eps[:, None]) & (g > 0)
-    keep = (~binding).to(g.dtype)
+    keep = ~((D.lam <= eps[:, None]) & (g > 0))
+    d = torch.where(keep, 0.0, -g)
+    width = int(keep.sum(1).max())
+    if width == 0:
+        return d
+    rows = torch.argsort(keep.to(torch.int8), dim=1, descending=True, stable=True)[:, :width]
+    inJ = torch.gather(keep, 1, rows).to(g.dtype)  # padding rows (binding) get an identity row
+    CJ = torch.gather(P.C, 1, rows[..., None].expand(-1, -1, P.C.shape[2]))
+    gJ = torch.gather(g, 1, rows) * inJ
     free = ((D.s >= P.lo) & (D.s <= P.hi)).to(g.dtype)
-    H = 0.5 * (P.C @ P.basis.gram(free) @ P.C.transpose(1, 2))
-    gJ = g * keep
+    H = 0.5 * (CJ @ P.basis.gram(free) @ CJ.transpose(1, 2))
     rho = (mu * gJ.norm(dim=1)).clamp_min(1e-14)
-    M = H * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(1.0 - keep + rho[:, None])
+    M = H * inJ[:, :, None] * inJ[:, None, :] + torch.diag_embed(1.0 - inJ + rho[:, None])
     L, _ = torch.linalg.cholesky_ex(M)
-    return -torch.cholesky_solve(gJ[..., None], L)[..., 0] * keep - g * (1.0 - keep)
+    return d.scatter_add(1, rows, -torch.cholesky_solve(gJ[..., None], L)[..., 0] * inJ)
 
 
 def _step(P: QPBatch, D: _Dual, mu: torch.Tensor, sigma: float = 1e-4, trials: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,7 +274,7 @@ class RegionQPs:
 
         W1 = net.weights[0]
         self.tail = ReluNetwork.from_layers([(np.eye(W1.shape[0]), net.biases[0]), *zip(net.weights[1:], net.biases[1:])])
-        self.basis = Basis(torch.tensor(W1, dtype=torch.float64))
+        self.basis = Basis.of(W1)
         self.x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1))
         self.hx = self.basis.U @ self.x
         self.c = int(c)
