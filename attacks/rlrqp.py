@@ -29,7 +29,10 @@ own result with the targets restricted to the class it found (the paper's Table 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import torch
 
 from minadv.verify import Counts, ReluNetwork, check, patterns, push_across
 from minadv.verify.fastqp import RegionQPs
@@ -61,6 +64,16 @@ def ball(rng: np.random.Generator, n: int, d: int, radius: float) -> np.ndarray:
     return g / np.linalg.norm(g, axis=1, keepdims=True) * rng.uniform(0.0, radius, (n, 1))
 
 
+class Found(NamedTuple):
+    """A perturbation: its norm, delta, target class and the region it was solved on (None
+    for the warm start)."""
+
+    norm: float
+    delta: np.ndarray
+    target: int
+    region: torch.Tensor | None = None
+
+
 class _Explorer:
     """Problem (2) on the regions of many points, each region solved at most once."""
 
@@ -69,9 +82,9 @@ class _Explorer:
         self.seen: set[bytes] = set()
         self.counts = Counts()
 
-    def solve(self, Y: np.ndarray, targets, threshold: float) -> list[tuple[float, np.ndarray, int] | None]:
-        """Per point: (||delta||, delta, target) of (2) on Q(y) if Q(y) is new and the value
-        is < threshold, else None."""
+    def solve(self, Y: np.ndarray, targets, threshold: float) -> list[Found | None]:
+        """Per point: the solution of (2) on Q(y) if Q(y) is new and its norm is < threshold,
+        else None."""
         active = patterns(self.net, Y)
         keys = [row.tobytes() for row in np.packbits(active.numpy(), axis=1)]
         first: dict[bytes, int] = {}
@@ -89,8 +102,16 @@ class _Explorer:
         self.counts.pruned += best.pruned
         for r, i in enumerate(rows):
             if best.value[r] < threshold:
-                out[i] = (float(best.value[r]), best.v[r].numpy(), int(best.target[r]))
+                out[i] = Found(float(best.value[r]), best.v[r].numpy(), int(best.target[r]), active[rows[r]])
         return out
+
+    def polish(self, found: Found) -> Found:
+        """The winner re-solved exactly (DAQP's active set, started from delta): the batched
+        solver stops at a 1e-9 tolerance."""
+        if found.region is None:
+            return found
+        exact = self.qps.polish(found.region, found.target, found.delta)
+        return found if exact is None else found._replace(norm=exact[0], delta=exact[1])
 
 
 class RLRQP(Attack):
@@ -120,26 +141,27 @@ class RLRQP(Attack):
         targets = [t for t in range(net.n_outputs) if t != c]
         if self.targets == "warm" and start is not None:
             targets = [check(net, start, c).target]
-        best = None if start is None else (float(np.linalg.norm(start - x)), start - x, check(net, start, c).target)
+        best = None if start is None else Found(float(np.linalg.norm(start - x)), start - x, check(net, start, c).target)
         for _ in range(self.iterations):
             best = self._search(explorer, x, targets, best, rng)
             if best is None:
                 break
-            targets = [best[2]]
+            targets = [best.target]
         fields = {"counts": explorer.counts}
         if best is None:
             return None, {**fields, "message": "no adversarial region found"}
-        return x + best[1], {**fields, "target": best[2]}
+        best = explorer.polish(best)
+        return x + best.delta, {**fields, "target": best.target}
 
-    def _search(self, explorer: _Explorer, x: np.ndarray, targets, best, rng) -> tuple | None:
-        """One application of Algorithm 1 from `best` (norm, delta, target) or None."""
+    def _search(self, explorer: _Explorer, x: np.ndarray, targets, best: Found | None, rng) -> Found | None:
+        """One application of Algorithm 1 from `best` (or from (2) on Q(x) alone)."""
         at_x = explorer.solve(x[None], targets, np.inf)[0]
-        if at_x is not None and (best is None or at_x[0] < best[0]):
+        if at_x is not None and (best is None or at_x.norm < best.norm):
             best = at_x
         if best is None:
             return None
-        u, delta, target = best
-        S = [delta] * self.n1
+        u = best.norm
+        S = [best.delta] * self.n1
         norms = np.full(self.n1, u)
         d = x.size
         for a1 in range(1, self.n4 + 1):
@@ -149,15 +171,15 @@ class RLRQP(Attack):
                     if res is None:
                         continue
                     m = int(np.argmax(norms))
-                    if res[0] < self.alpha * u and res[0] < norms[m]:
-                        S[m], norms[m] = res[1], res[0]
-                    if res[0] < u:
-                        u, delta, target = res
-            Y = x + delta + ball(rng, self.n2, d, u / a1)
+                    if res.norm < self.alpha * u and res.norm < norms[m]:
+                        S[m], norms[m] = res.delta, res.norm
+                    if res.norm < u:
+                        best, u = res, res.norm
+            Y = x + best.delta + ball(rng, self.n2, d, u / a1)
             for res in explorer.solve(Y, targets, u):
-                if res is not None and res[0] < u:
-                    u, delta, target = res
-        return u, delta, target
+                if res is not None and res.norm < u:
+                    best, u = res, res.norm
+        return best
 
 
 def warm_start(net: ReluNetwork, x: np.ndarray, c: int) -> np.ndarray | None:

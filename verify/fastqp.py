@@ -327,3 +327,12 @@ class RegionQPs:
                 if sol.value[j] < out.value[r]:
                     out.value[r], out.v[r], out.target[r] = sol.value[j], sol.v[j], target[ks[j]]
         return out
+
+    def polish(self, active: torch.Tensor, target: int, v: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """Problem (3) on one region and target by DAQP started from v (exact to rounding):
+        (||v*||, v*), or None when DAQP does not confirm an optimum."""
+        from .qp import solve_daqp
+
+        P, _, _ = self.batch(active[None], [target])
+        sol = solve_daqp(P.dense(0), start=v)
+        return (sol.norm, sol.v) if sol.status == OPTIMAL else None
