@@ -111,14 +111,16 @@ class _Explorer:
         if found.region is None:
             return found
         exact = self.qps.polish(found.region, found.target, found.delta)
-        return found if exact is None else found._replace(norm=exact[0], delta=exact[1])
+        if exact is None or exact[0] > found.norm + 1e-6:  # DAQP disagrees: keep the batched point
+            return found
+        return found._replace(norm=exact[0], delta=exact[1])
 
 
 class RLRQP(Attack):
     """rLR-QP with the paper's hyperparameters n1 = n2 = 10, n3 = 5, n4 = 3, alpha = 1.5.
 
     targets: "all" (every class but c, as for N1/N2 in the paper) or "warm" (only the warm
-    start's class, as for the paper's deeper networks). seed: the random generator's seed
+    start's class, as for the paper's deeper networks; all classes when there is no warm start). seed: the random generator's seed
     (same seed, same result). iterations: applications of the attack, each from the last
     result with the targets restricted to its class (paper's Table 3).
     """

@@ -51,7 +51,9 @@ class Basis:
         """The basis of the rows of W, built once per weight array (P costs ~20 ms for N1)."""
         hit = cls._cache.get(id(W))
         if hit is None or hit[0]() is not W:
-            hit = cls._cache[id(W)] = (weakref.ref(W), cls(torch.tensor(W, dtype=torch.float64)))
+            key = id(W)  # the entry goes when W does
+            hit = cls._cache[key] = (weakref.ref(W, lambda _: cls._cache.pop(key, None)),
+                                     cls(torch.tensor(W, dtype=torch.float64)))
         return hit[1]
 
     def __init__(self, U: torch.Tensor):
