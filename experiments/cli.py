@@ -14,6 +14,7 @@ COMMANDS = {
     "exact": ("minadv.experiments.exact_cmd", "proven minimal adversarial perturbations (L2, Linf, L1)"),
     "attack": ("minadv.experiments.attack_cmd", "run rLR-QP or a baseline (deepfool, cw, lbfgs) on test images"),
     "bench": ("minadv.experiments.bench_cmd", "benchmarks: per-image time and quality on the first test images"),
+    "reproduce": ("minadv.experiments.reproduce", "Table 1 and Figure 1: exact solver and attacks on N1/N2"),
 }
 
 
@@ -32,6 +33,18 @@ def parse_images(spec: str) -> list[int]:
     if not out or min(out) < 0 or max(out) >= 10000:
         raise argparse.ArgumentTypeError(f"image indices in {spec!r} must lie in 0..9999")
     return out
+
+
+def format_images(images: list[int]) -> str:
+    """The inverse of parse_images: [0, 1, 2, 7] -> '0:3,7'."""
+    parts, k = [], 0
+    while k < len(images):
+        j = k
+        while j + 1 < len(images) and images[j + 1] == images[j] + 1:
+            j += 1
+        parts.append(f"{images[k]}:{images[j] + 1}" if j > k else str(images[k]))
+        k = j + 1
+    return ",".join(parts)
 
 
 def build_parser() -> argparse.ArgumentParser:

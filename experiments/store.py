@@ -66,6 +66,10 @@ class ResultStore:
     def done(self) -> set[tuple]:
         return {(str(r.net), int(r.image), str(r.method), str(r.norm)) for r in self.frame.itertuples()}
 
+    def latest(self) -> pd.DataFrame:
+        """One row per KEY: the last one written (a --force rerun appends a newer row)."""
+        return self.frame.drop_duplicates(list(KEY), keep="last").reset_index(drop=True)
+
     def has(self, net: str, image: int, method: str, norm: str) -> bool:
         return (net, int(image), method, norm) in self.done()
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +7,10 @@ import torch
 from minadv.experiments.data import mnist
 from minadv.experiments.models import load
 from minadv.verify import ReluNetwork
+
+
+# The VNN-COMP 2021 MNIST benchmark, read from ../shared beside the project (never copied into it).
+MNISTFC = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp2021-mnistfc"
 
 
 def random_net(sizes, seed=0, scale=1.0) -> ReluNetwork:
@@ -34,3 +40,10 @@ def n2():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def mnistfc() -> Path:
+    if not MNISTFC.is_dir():
+        pytest.skip(f"shared benchmark not present at {MNISTFC}")
+    return MNISTFC

@@ -1,14 +1,17 @@
-"""Exact minimal L2 perturbation by best-first branch-and-bound over ReLU splits.
+"""Exact minimal perturbation by best-first branch-and-bound over ReLU splits.
 
-Problem (1) for p = 2: min ||delta||_2 s.t. x + delta in [0,1]^d and f_t(x+delta) >= f_c(x+delta)
+Problem (1): min ||delta||_p s.t. x + delta in [0,1]^d and f_t(x+delta) >= f_c(x+delta)
 for some t != c. One queue holds nodes (t, partial activation pattern) of every target and
-shares one incumbent U (a verified adversarial point). A node's bound is the node QP of
-`relaxation.node_qp` (triangle relaxation of its free ReLUs), certified by the explicit
-Lagrangian dual at the solver's multipliers. The search stops when the smallest open bound
+shares one incumbent U (a verified adversarial point). A node's bound is the node problem of
+`relaxation.node_qp` (triangle relaxation of its free ReLUs; a QP for p = 2 solved by DAQP, an
+LP for p = 1, inf solved by HiGHS), certified by the explicit Lagrangian dual at the solver's
+multipliers (`qp.norm_dual_bound`). The search stops when the smallest open bound
 L satisfies U - L <= rel_gap * U.
 
 Incumbents: every node point x + delta* has a real activation pattern; problem (3) on that
 region (polytope module) gives a verified adversarial point (each region and target once).
+Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius),
+and `stop_below` ends the search as soon as U <= stop_below (decision problems).
 Bounds: first layer exact over box cap ball of radius U, later layers by back-substitution;
 recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs).
 Branching: the free ReLU whose chord row carries the largest multiplier times the triangle's
@@ -29,7 +32,7 @@ from .domain import Domain
 from .incumbent import Incumbent, improve
 from .network import ReluNetwork
 from .polytope import patterns, regions_of_patterns
-from .qp import QPSolution, solve_daqp
+from .qp import QPSolution, solve_norm
 from .relaxation import NodeQP, node_qp, root_states
 from .result import Counts
 
@@ -48,13 +51,15 @@ class BranchAndBound:
     """One exact L2 search for image x of class c; `run` returns (lower bound, why it stopped),
     the incumbent is in `inc`."""
 
-    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, *, targets=None, incumbent: Incumbent | None = None,
-                 radius: float = np.inf, rel_gap: float = 1e-4, retighten: float = 0.02, solve=solve_daqp):
+    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, p: float = 2.0, *, targets=None,
+                 incumbent: Incumbent | None = None, radius: float = np.inf, rel_gap: float = 1e-4,
+                 retighten: float = 0.02, stop_below: float = -np.inf, branching: str = "dual", strong: int = 1):
         self.net, self.x, self.c = net, x, c
         self.targets = [t for t in range(net.n_outputs) if t != c] if targets is None else list(targets)
         self.inc = incumbent or Incumbent()
         self.radius = radius  # the domain: ||delta|| <= radius (inf: the whole box)
-        self.rel_gap, self.retighten, self.solve = rel_gap, retighten, solve
+        self.p, self.rel_gap, self.retighten, self.stop_below = p, rel_gap, retighten, stop_below
+        self.branching, self.strong = branching, strong  # score rule; candidates tried per split
         self.counts = Counts()
         self.seen: set[tuple[int, bytes]] = set()
         self.seq = itertools.count()
@@ -64,7 +69,9 @@ class BranchAndBound:
     # --- bounds ----------------------------------------------------------------------
     def _tighten(self) -> None:
         self.bound_radius = min(self.inc.value, self.radius)
-        self.bounds = crown(self.net, Domain(self.x, 2.0, self.bound_radius))
+        dom = Domain(self.x, self.p, self.bound_radius)
+        self.bounds = crown(self.net, dom)
+        self.box = (dom.delta_lo, dom.delta_hi)
         self.root = root_states(self.bounds)
         self.counts.unstable = self.bounds.n_unstable
 
@@ -78,7 +85,7 @@ class BranchAndBound:
     # --- incumbents ------------------------------------------------------------------
     def offer(self, point: np.ndarray, t_hint: int) -> None:
         """Take a candidate point if it passes the float64 check and beats the incumbent."""
-        self.inc = improve(self.net, self.x, self.c, 2.0, self.inc, point)
+        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point)
         if self.inc.value < (1 - self.retighten) * self.bound_radius:
             self._tighten()
 
@@ -91,13 +98,13 @@ class BranchAndBound:
         self.seen.add(key)
         self.counts.regions += 1
         self.counts.qp_solves += 1
-        sol = self.solve(regions_of_patterns(self.net, active).qp(0, self.x, self.c, t))
+        sol = solve_norm(regions_of_patterns(self.net, active).qp(0, self.x, self.c, t), self.p)
         if sol.status == "optimal":
             self.offer(self.x + sol.v, t)
 
     # --- nodes -----------------------------------------------------------------------
     def _threshold(self) -> float:
-        return self.inc.value * (1 - self.rel_gap)
+        return min(self.inc.value * (1 - self.rel_gap), self.radius)
 
     def _prune(self, bound: float) -> bool:
         """True when a node with this bound cannot improve the incumbent by more than the gap;
@@ -108,73 +115,96 @@ class BranchAndBound:
         self.counts.pruned += 1
         return True
 
-    def _evaluate(self, t: int, states: list[np.ndarray], parent: Node | None) -> Node | None:
+    def _solve_node(self, t: int, states: list[np.ndarray], parent: Node | None) -> Node | None:
+        """The node's QP bound (None: infeasible, or contradicted by the root bounds)."""
         states = self._merge(states)
         if states is None:
             return None
-        problem = node_qp(self.net, self.x, self.c, t, self.bounds, states)
-        sol = self.solve(problem.qp)
+        problem = node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box)
+        sol = solve_norm(problem.qp, self.p)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
         if sol.status == "infeasible":
             return None
-        if sol.status != "optimal":  # keep the node alive on the parent's bound
-            bound = parent.bound if parent else 0.0
-            return Node(bound, next(self.seq), t, states, problem, sol)
-        bound = max(sol.lower, parent.bound if parent else 0.0)
-        if self._prune(bound):
-            return None
-        d = self.net.n_inputs
-        self.offer(self.x + sol.v[:d], t)
-        self._region_qp(self.x + sol.v[:d], t)
-        if self._prune(bound):
-            return None
+        inherited = parent.bound if parent else 0.0
+        bound = max(sol.lower, inherited) if sol.status == "optimal" else inherited
         return Node(bound, next(self.seq), t, states, problem, sol)
 
-    def _branch_neuron(self, node: Node) -> tuple[int, int] | None:
-        """The free ReLU to split, or None when no free ReLU is left."""
+    def _accept(self, node: Node) -> bool:
+        """Search the node's point for incumbents; False when the node can be pruned."""
+        if self._prune(node.bound):
+            return False
+        if node.sol.status == "optimal":
+            point = self.x + node.sol.v[: self.net.n_inputs]
+            self.offer(point, node.target)
+            self._region_qp(point, node.target)
+        return not self._prune(node.bound)
+
+    def _scores(self, node: Node) -> np.ndarray:
+        """Branching scores of the node's free ReLUs (see module docstring)."""
         free = node.problem.free
-        if not free or node.sol.status != "optimal":
-            return (free[0] if free else None)
+        if node.sol.status != "optimal":
+            return np.arange(len(free), 0, -1, dtype=float)
         d = self.net.n_inputs
         v = node.sol.v
+        g = np.array([node.problem.pre[k][0][j] @ v + node.problem.pre[k][1][j] for k, j in free])
+        violation = v[d:] - np.maximum(g, 0.0)
+        if self.branching == "violation":
+            return violation
         l = np.array([self.bounds.lower[k][j] for k, j in free])
         u = np.array([self.bounds.upper[k][j] for k, j in free])
         lam = np.maximum(node.sol.lam[node.problem.upper_rows], 0.0)
         score = lam * u * np.maximum(-l, 0) / np.maximum(u - l, 1e-12)
-        if score.max() <= 0:
-            g = np.array([node.problem.pre[k][0][j] @ v + node.problem.pre[k][1][j] for k, j in free])
-            score = v[d:] - np.maximum(g, 0.0)
-        return free[int(np.argmax(score))]
+        return score if score.max() > 0 else violation
+
+    def _split(self, node: Node, neuron: tuple[int, int]) -> list[Node | None]:
+        k, j = neuron
+        kids = []
+        for state in (0, 1):
+            states = [s.copy() for s in node.states]
+            states[k][j] = state
+            kids.append(self._solve_node(node.target, states, node))
+        return kids
+
+    def _children(self, node: Node) -> list[Node] | None:
+        """The accepted children of the best split, or None when no free ReLU is left."""
+        free = node.problem.free
+        if not free:
+            return None
+        order = np.argsort(-self._scores(node), kind="stable")
+        tries = self.strong if node.sol.status == "optimal" else 1
+        best, best_key = None, None
+        for i in order[:tries]:
+            kids = self._split(node, free[i])
+            bounds = sorted(kid.bound if kid else np.inf for kid in kids)
+            key = (bounds[0], bounds[1])
+            if best is None or key > best_key:
+                best, best_key = kids, key
+        return [kid for kid in best if kid is not None and self._accept(kid)]
 
     # --- search ----------------------------------------------------------------------
     def run(self, time_limit: float = np.inf) -> tuple[float, str]:
         start = time.perf_counter()
         queue: list[Node] = []
         for t in self.targets:
-            node = self._evaluate(t, [s.copy() for s in self.root], None)
-            if node is not None:
+            node = self._solve_node(t, [s.copy() for s in self.root], None)
+            if node is not None and self._accept(node):
                 heapq.heappush(queue, node)
         stuck = np.inf  # smallest bound of a node that could not be split further
         timed_out = False
-        while queue:
+        while queue and self.inc.value > self.stop_below:
             if time.perf_counter() - start > time_limit:
                 timed_out = True
                 break
             node = heapq.heappop(queue)
             if self._prune(node.bound):
                 continue
-            split = self._branch_neuron(node)
-            if split is None:  # a fully fixed node whose QP failed: its bound cannot improve
+            children = self._children(node)
+            if children is None:  # a fully fixed node whose QP failed: its bound cannot improve
                 stuck = min(stuck, node.bound)
                 continue
-            k, j = split
-            for state in (0, 1):
-                states = [s.copy() for s in node.states]
-                states[k][j] = state
-                child = self._evaluate(node.target, states, node)
-                if child is not None:
-                    heapq.heappush(queue, child)
+            for child in children:
+                heapq.heappush(queue, child)
         open_bound = min((n.bound for n in queue), default=np.inf)
         lower = min(open_bound, stuck, self.pruned_min, self.inc.value, self.radius)
-        return lower, "time_limit" if timed_out else "done"
+        return lower, "time_limit" if timed_out else ("stopped" if queue else "done")

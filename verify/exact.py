@@ -29,8 +29,6 @@ def check_options(p: float, time_limit: float = 300.0, rel_gap: float = 1e-4, me
         raise InputError(f"rel_gap must lie in (0, 1), got {rel_gap}")
     if method not in METHODS:
         raise InputError(f"unknown exact method {method!r}; use one of {', '.join(METHODS)}")
-    if method == "bnb" and p != 2:
-        raise InputError("method 'bnb' solves L2 only; use 'mip' (or 'auto') for L1 and Linf")
     if tightening not in TIGHTENING:
         raise InputError(f"unknown tightening {tightening!r}; use one of {', '.join(TIGHTENING)}")
 
@@ -80,7 +78,7 @@ def minimal_perturbation(
             inc = improve(net, x, c, p, inc, x + sol.v)
     scheme = "bnb" if method == "bnb" or (method == "auto" and p == 2) else "mip"
     if scheme == "bnb":
-        search = BranchAndBound(net, x, c, incumbent=inc, radius=radius, rel_gap=rel_gap)
+        search = BranchAndBound(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap)
     else:
         search = MipSearch(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, tightening=tightening)
     lower, reason = search.run(time_limit - (time.perf_counter() - start))

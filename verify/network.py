@@ -85,10 +85,15 @@ class ReluNetwork:
 
     @classmethod
     def load(cls, path: str | Path) -> "ReluNetwork":
-        """From a state_dict (.pt) of Sequential(Linear, ReLU, ..., Linear): keys 0.weight, 0.bias, 2.weight, ..."""
+        """From an ONNX file (.onnx, see `onnx_import`) or a state_dict (.pt) of
+        Sequential(Linear, ReLU, ..., Linear): keys 0.weight, 0.bias, 2.weight, ..."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no model file at {path}")
+        if path.suffix.lower() == ".onnx":
+            from .onnx_import import load_onnx  # imports onnx only when needed
+
+            return load_onnx(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict):
             raise NetworkError(f"{path}: expected a state_dict, got {type(state).__name__}")

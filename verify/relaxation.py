@@ -1,9 +1,9 @@
-"""The node problem of the ReLU branch-and-bound: a convex QP over a partial activation pattern.
+"""The node problem of the ReLU branch-and-bound over a partial activation pattern.
 
 For class c, target t, root bounds l <= g_j <= u and a state per hidden neuron
 (1 active, 0 inactive, -1 free), with v = (delta, h_free):
 
-    minimise ||delta||_2^2
+    minimise ||delta||_p   (p = 2: a convex QP; p = 1, inf: an LP)
     s.t.  x + delta in [0,1]^d,
           active neurons:   h_j = g_j(v)  (and g_j >= 0 where the bounds do not imply it),
           inactive neurons: h_j = 0       (and g_j <= 0 where not implied),
@@ -42,7 +42,9 @@ def root_states(bounds: Bounds) -> list[np.ndarray]:
     return [np.where(l >= 0, 1, np.where(u <= 0, 0, -1)).astype(np.int8) for l, u in zip(bounds.lower, bounds.upper)]
 
 
-def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, states: list[np.ndarray]) -> NodeQP:
+def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, states: list[np.ndarray],
+            box: tuple[np.ndarray, np.ndarray] | None = None) -> NodeQP:
+    """box: bounds on delta (default: x + delta in [0,1]^d; Linf domains cap it at the radius)."""
     d = net.n_inputs
     n_free = int(sum((s < 0).sum() for s in states))
     N = d + n_free
@@ -94,6 +96,7 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
     rhs.append(np.array([m[t] - m[c]]))
     A = np.vstack(rows)
     b = np.concatenate([np.atleast_1d(r) for r in rhs])
-    lo = np.r_[-x, hl[d:]]
-    hi = np.r_[1.0 - x, hu[d:]]
+    dlo, dhi = box if box is not None else (-x, 1.0 - x)
+    lo = np.r_[dlo, hl[d:]]
+    hi = np.r_[dhi, hu[d:]]
     return NodeQP(BoxQP(A, b, lo, hi, n=d), free, np.array(upper_rows, dtype=int), pre)

@@ -1,0 +1,65 @@
+"""Figure 1 of Croce & Hein (GCPR 2018): sorted ratio curves ||delta_method|| / ||delta_MIP|| over
+the images with a proven optimum, PNG (dpi 200) and PDF.
+
+figure1: the paper's two panels (CW on N1, L-BFGS on N2); figure1_all_methods: one panel per
+network with every attack. Drawn on matplotlib Figure objects (Agg for PNG), no pyplot state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .table1 import REFERENCE, label, method_order
+
+PAPER_PANELS = (("N1", "cw"), ("N2", "lbfgs"))
+DPI = 200
+
+
+def _panel(ax, curves: dict[str, np.ndarray], title: str) -> None:
+    """Each curve sorted ascending against its image rank (images with a proven optimum and a point
+    of that method), the ratio = 1 line, labels, legend."""
+    ax.axhline(1.0, color="0.3", lw=0.8, ls="--", label="optimum (ratio 1)")
+    for name, r in curves.items():
+        r = np.sort(np.asarray(r, dtype=float))
+        ax.plot(np.arange(1, len(r) + 1), r, marker="o", ms=2.5, lw=1.2, label=f"{label(name)} ({len(r)})")
+    if not any(len(r) for r in curves.values()):
+        ax.text(0.5, 0.5, "no ratios yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("images, sorted by ratio")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(r"$\|\delta_{\mathrm{method}}\|_2 \,/\, \|\delta_{\mathrm{MIP}}\|_2$")
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def _save(fig: Figure, folder: Path, name: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=DPI)
+    fig.savefig(paths[1])
+    return paths
+
+
+def write_figures(ratios: pd.DataFrame, nets: list[str], folder: Path) -> list[Path]:
+    """figure1 and figure1_all_methods (.png, .pdf) in folder, from `table1.ratios` rows."""
+
+    def of(net: str, method: str) -> np.ndarray:
+        return ratios[(ratios.net == net) & (ratios.method == method)].ratio.to_numpy()
+
+    fig = Figure(figsize=(8, 3.3), layout="constrained")
+    for ax, (net, method) in zip(fig.subplots(1, 2), PAPER_PANELS):
+        r = of(net, method)
+        _panel(ax, {method: r}, f"{label(method)} on {net}, {len(r)} images")
+    paths = _save(fig, folder, "figure1")
+
+    fig = Figure(figsize=(4 * len(nets), 3.3), layout="constrained")
+    for ax, net in zip(np.atleast_1d(fig.subplots(1, len(nets))), nets):
+        methods = sorted(set(ratios[ratios.net == net].method) - {REFERENCE}, key=method_order)
+        n = int(((ratios.net == net) & (ratios.method == REFERENCE)).sum())
+        _panel(ax, {m: of(net, m) for m in methods}, f"{net}: all attacks, {n} images")
+    return paths + _save(fig, folder, "figure1_all_methods")

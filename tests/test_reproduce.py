@@ -1,0 +1,79 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import minadv.attacks
+import minadv.experiments.runner as runner
+from minadv.attacks import Attack
+from minadv.experiments.cli import main
+from minadv.experiments.data import mnist
+from minadv.experiments.models import load
+from minadv.experiments.store import COLUMNS
+from minadv.experiments.table1 import COLUMNS as TABLE_COLUMNS
+from minadv.verify import check, minimal_perturbation
+
+
+class ScaledOptimum(Attack):
+    """A stand-in attack: the exact solver's point, its perturbation scaled by 1.1."""
+
+    name = "scaled"
+
+    def _find(self, net, x, c):
+        res = minimal_perturbation(net, x, time_limit=60)
+        return x + 1.1 * (res.x_adv - x), {}
+
+
+class NeverFinds(Attack):
+    name = "never"
+
+    def _find(self, net, x, c):
+        return None, {}
+
+
+@pytest.fixture
+def attacks(monkeypatch):
+    monkeypatch.setattr(minadv.attacks, "ATTACKS", {"scaled": ScaledOptimum, "never": NeverFinds})
+
+
+def test_reproduce_end_to_end_and_resume(tmp_path, attacks, monkeypatch, capsys):
+    out, fig = tmp_path / "results", tmp_path / "figures"
+    args = ["reproduce", "--nets", "N1", "--images", "1,8", "--out", str(out), "--figures", str(fig)]
+    assert main(args) == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert set(COLUMNS) <= set(frame.columns)
+    assert list(frame.method) == ["mip"] * 2 + ["scaled"] * 2 + ["never"] * 2  # exact first
+    assert set(frame.status) == {"optimal", "found", "failed"}
+    net, test = load("N1"), mnist("test")
+    for method in ("mip", "scaled"):
+        with np.load(out / f"adv_N1_{method}.npz") as z:
+            assert sorted(z["image"]) == [1, 8] and {"x", "x_adv", "pred"} <= set(z.files)
+            for i, x, xa in zip(z["image"], z["x"], z["x_adv"]):
+                assert np.array_equal(x, test.x(i)) and check(net, xa, net.predict(x)).adversarial()
+    assert not (out / "adv_N1_never.npz").exists()  # a failed attack has no point to store
+    table = pd.read_csv(out / "table1.csv")
+    assert list(table.columns) == TABLE_COLUMNS
+    assert list(table.method) == ["mip", "never", "scaled"]  # the paper's order, then by name
+    mip, never, scaled = (table.iloc[k] for k in range(3))
+    assert (mip.n_not_optimal, mip.n_matched, mip.mean_ratio) == (0, 2, 1.0)
+    assert 1.0 + 1e-4 < scaled.mean_ratio <= scaled.max_ratio <= 1.1 + 1e-9 and scaled.n_matched == 0
+    assert (never.n_failed, never.n_not_optimal) == (2, 0) and np.isnan(never.mean_ratio)
+    assert "| N1 | scaled | 2 |" in (out / "table1.md").read_text()
+    assert "N1 & scaled & 2 &" in (out / "table1.tex").read_text()
+    for name in ("figure1", "figure1_all_methods"):
+        assert (fig / f"{name}.png").stat().st_size > 0 and (fig / f"{name}.pdf").stat().st_size > 0
+
+    def no_work(*a, **k):
+        raise AssertionError("a finished row was recomputed")
+
+    monkeypatch.setattr(runner, "run_one", no_work)
+    capsys.readouterr()
+    assert main(args) == 0  # resume: every row is there, nothing runs
+    assert pd.read_csv(out / "results.csv").equals(frame)
+    assert "| N1 | scaled | 2 |" in capsys.readouterr().out
+
+
+def test_reproduce_refuses_an_unknown_method(tmp_path, attacks, capsys):
+    assert main(["reproduce", "--methods", "mip", "nosuch", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method nosuch" in err and "scaled" in err
+    assert not (tmp_path / "results.csv").exists()
