@@ -48,10 +48,9 @@ def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
 
 def run(args) -> int:
     options = parse_options(args.method, args.option, args.seed)
-    batch = args.batch or (50 if ATTACKS[args.method].batched else 1)
     store = ResultStore(args.out, args.save_adv)
     rows = run_many(args.net, args.images, args.method, "2", store, options, jobs=args.jobs, force=args.force,
-                    batch=batch)
+                    batch=args.batch)
     found = [r for r in rows if r["status"] == "found"]
     if rows:
         norms = [r["value"] for r in found]

@@ -4,7 +4,7 @@ of N1 and N2, and the ratio to the proven optimum where an exact results CSV is 
     minadv bench attacks [--images 0:50] [--nets N1 N2] [--methods rlrqp deepfool lbfgs cw]
                          [--exact results/bench_exact_v1.csv] [--out results/bench_attacks.csv]
 
-Resumable (rows are appended as images finish; batched attacks write a whole batch). One
+Resumable (rows are appended as images finish; CW and DeepFool write a batch of 50). One
 torch thread. Prints one line per image and method, then per network and method: images
 found, median / max time per image, median norm, ratio to the optimum (median, max, images
 within the exact solver's relative gap 1e-4) and for rLR-QP the median regions checked, QPs
@@ -69,8 +69,7 @@ def run(args) -> int:
     store = ResultStore(args.out)
     for net in args.nets:
         for method in args.methods:
-            batch = len(args.images) if ATTACKS[method].batched else 1
-            run_many(net, args.images, method, "2", store, batch=batch)
+            run_many(net, args.images, method, "2", store)
     frame = store.frame[store.frame.image.isin(args.images) & store.frame.net.isin(args.nets)
                         & store.frame.method.isin(args.methods)]
     frame = with_ratios(frame, args.exact)

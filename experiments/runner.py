@@ -84,14 +84,19 @@ def run_many(
     force: bool = False,
     progress: bool = True,
     net_label: str | None = None,
-    batch: int = 1,
+    batch: int | None = None,
 ) -> list[dict]:
     """Run `method` on every image not yet in `store`, appending each row as it finishes;
-    batch > 1 (attacks only) hands `batch` images at a time to `Attack.run_batch`."""
+    batch > 1 (attacks only) hands `batch` images at a time to `Attack.run_batch` (rows are
+    written per batch). Default: 50 for attacks that batch (`Attack.batched`: CW, DeepFool), else 1."""
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work
     todo = [i for i in images if force or not store.has(label, i, method, p)]
+    if batch is None:
+        from minadv.attacks import ATTACKS
+
+        batch = 50 if method in ATTACKS and ATTACKS[method].batched else 1
     split = _test_split()
     rows: list[dict] = []
     bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
