@@ -19,22 +19,24 @@ class Attack(ABC):
 
     name: str = "attack"
     norm: float = 2.0
-    batched: bool = False  # True when _find_batch really works on many images at once
+    batched: bool = False  # True when _find_batch works on many images at once
 
     def run(self, net: ReluNetwork, x: np.ndarray, c: int | None = None) -> Result:
         """Attack x (flat, in [0,1]); c is the class to move away from (default: the decision)."""
-        return self._verified(net, [x], None if c is None else [c], batched=False)[0]
+        return self._verified(net, [x], None if c is None else [c])[0]
 
     def run_batch(self, net: ReluNetwork, X: np.ndarray) -> list[Result]:
-        """Every row of X in one `_find_batch` call; each result's time_s is the batch's
-        wall time divided by the number of images."""
-        return self._verified(net, list(np.atleast_2d(X)), None, batched=True)
+        """Every row of X: in one `_find_batch` call for batched attacks (each result's time_s
+        is then the batch's wall time divided by the number of images), else one by one."""
+        if not self.batched:
+            return [self.run(net, x) for x in np.atleast_2d(X)]
+        return self._verified(net, list(np.atleast_2d(X)), None)
 
-    def _verified(self, net: ReluNetwork, X: list, C: list | None, batched: bool) -> list[Result]:
+    def _verified(self, net: ReluNetwork, X: list, C: list | None) -> list[Result]:
         X = [check_image(net, x) for x in X]
         C = [net.predict(x) for x in X] if C is None else [int(c) for c in C]
         start = time.perf_counter()
-        found = self._find_batch(net, X, C) if batched else [self._find(net, X[0], C[0])]
+        found = self._find_batch(net, X, C) if self.batched else [self._find(net, X[0], C[0])]
         seconds = (time.perf_counter() - start) / len(X)
         results = []
         for x, c, (candidate, fields) in zip(X, C, found):
@@ -45,7 +47,7 @@ class Attack(ABC):
         return results
 
     def _find_batch(self, net: ReluNetwork, X: list[np.ndarray], C: list[int]) -> list[tuple[np.ndarray | None, dict]]:
-        return [self._find(net, x, c) for x, c in zip(X, C)]
+        raise NotImplementedError(f"{self.name} does not batch; set `batched` and implement _find_batch")
 
     @abstractmethod
     def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
