@@ -7,7 +7,6 @@ import time
 from abc import ABC, abstractmethod
 
 import numpy as np
-
 from minadv.verify import ReluNetwork, Result, Status, check_image, verified_result
 
 

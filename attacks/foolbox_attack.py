@@ -12,7 +12,6 @@ from abc import abstractmethod
 
 import numpy as np
 import torch
-
 from minadv.verify import ReluNetwork
 
 from .base import Attack

@@ -33,7 +33,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-
 from minadv.verify import Counts, ReluNetwork, check, patterns, push_across
 from minadv.verify.fastqp import RegionQPs
 

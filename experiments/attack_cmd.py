@@ -7,11 +7,10 @@ import ast
 import inspect
 
 import numpy as np
-
 from minadv.attacks import ATTACKS
 from minadv.verify import InputError
 
-from .exact_cmd import add_common
+from .exact_cmd import add_common, net_spec
 from .runner import run_many
 from .store import ResultStore
 
@@ -49,7 +48,7 @@ def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
 def run(args) -> int:
     options = parse_options(args.method, args.option, args.seed)
     store = ResultStore(args.out, args.save_adv)
-    rows = run_many(args.net, args.images, args.method, "2", store, options, jobs=args.jobs, force=args.force,
+    rows = run_many(net_spec(args), args.images, args.method, "2", store, options, jobs=args.jobs, force=args.force,
                     batch=args.batch)
     found = [r for r in rows if r["status"] == "found"]
     if rows:

@@ -13,16 +13,13 @@ solved and QPs pruned; the table is also written as Markdown beside the CSV.
 
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 
 import pandas as pd
-import torch
-
 from minadv.attacks import ATTACKS
 
 from .cli import parse_images
+from .machine import machine
 from .runner import run_many
 from .store import ResultStore
 
@@ -65,7 +62,6 @@ def summary(frame: pd.DataFrame) -> str:
 
 
 def run(args) -> int:
-    torch.set_num_threads(1)
     store = ResultStore(args.out)
     for net in args.nets:
         for method in args.methods:
@@ -77,9 +73,8 @@ def run(args) -> int:
     print(frame[cols].to_string(index=False))
     missed = frame[(frame.method == "rlrqp") & (frame.ratio > REACHED)]
     table = summary(frame)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 torch thread"
     print(f"\n{table}\n\nrLR-QP above the optimum on: "
           + (", ".join(f"{r.net} #{r.image} ({r.ratio:.4f}x)" for r in missed.itertuples()) or "none")
-          + f"\nmachine: {machine}")
+          + f"\nmachine: {machine()}, 1 torch thread")
     args.out.with_suffix(".md").write_text(table + "\n")
     return 0

@@ -8,12 +8,12 @@ ReLUs, nodes and the median/max per network, and writes the same as Markdown bes
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import pandas as pd
 
 from .cli import parse_images
+from .machine import machine
 from .runner import run_many
 from .store import ResultStore
 
@@ -48,7 +48,6 @@ def run(args) -> int:
     cols = ["net", "image", "status", "value", "lower", "time_s", "unstable", "nodes", "milp_solves"]
     print(frame[cols].to_string(index=False))
     table = summary(frame)
-    machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores"
-    print(f"\n{table}\n\nmachine: {machine}")
+    print(f"\n{table}\n\nmachine: {machine()}")
     args.out.with_suffix(".md").write_text(table + "\n")
     return 0

@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 import torch
-
 from minadv.attacks.rlrqp import ball
 from minadv.verify import patterns, solve_clarabel
 from minadv.verify.fastqp import OPTIMAL, RegionQPs, solve_batch
@@ -35,7 +34,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    torch.set_num_threads(1)
     test = mnist("test")
     rng = np.random.default_rng(0)
     print(f"{'net':>4} {'image':>5} {'QPs':>5} {'fast ms/QP':>10} {'steps med/max':>13} {'fallbacks':>9} "

@@ -13,7 +13,8 @@ from .store import ResultStore
 
 def add_common(p, default_out: str) -> None:
     """Options shared by `minadv exact` and `minadv attack`."""
-    p.add_argument("--net", default="N1", help="N1, N2 or a path to a model file (.pt state_dict)")
+    p.add_argument("--net", default="N1", help="N1, N2 or a path to a model file (.pt state_dict or .onnx)")
+    p.add_argument("--onnx", type=Path, help="an ONNX network (same as --net PATH)")
     p.add_argument("--images", type=parse_images, default=parse_images("0:50"), help="test images, e.g. 0:50 or 3,7")
     p.add_argument("--out", type=Path, default=Path(default_out), help="results CSV (appended; finished rows are kept)")
     p.add_argument("--save-adv", type=Path, help=".npz with arrays image, x, x_adv, pred")
@@ -30,11 +31,16 @@ def add_arguments(p) -> None:
     p.add_argument("--tightening", choices=TIGHTENING, default="lp", help="bounds of layers >= 2 (mip)")
 
 
+def net_spec(args) -> str:
+    """--onnx PATH, else --net."""
+    return str(args.onnx) if args.onnx else args.net
+
+
 def run(args) -> int:
     store = ResultStore(args.out, args.save_adv)
     options = {"time_limit": args.time_limit, "rel_gap": args.rel_gap, "method": args.method,
                "tightening": args.tightening}
-    rows = run_many(args.net, args.images, "mip", args.norm, store, options, jobs=args.jobs, force=args.force)
+    rows = run_many(net_spec(args), args.images, "mip", args.norm, store, options, jobs=args.jobs, force=args.force)
     proven = sum(r["status"] == "optimal" for r in rows)
     print(f"{len(rows)} images solved now ({proven} proven optimal); results in {args.out}")
     return 0

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-
 from minadv.verify import ReluNetwork
+from torch import nn
 
 from .data import Split, data_sha256, mnist
 

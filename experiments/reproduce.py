@@ -8,8 +8,6 @@ then OUT/table1.{md,csv,tex} and the figures, from every method stored for those
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from minadv.verify import InputError
 
 from .cli import format_images, parse_images
 from .figures import write_figures
+from .machine import machine
 from .runner import EXACT_METHODS, method_names, run_many
 from .store import ResultStore
 from .table1 import ratios, table1, to_markdown, write_tables
@@ -72,10 +71,9 @@ def run(args) -> int:
     labels = [net_label(n) for n in args.nets]
     frame = frame[frame.net.isin(labels) & frame.image.isin(images) & (frame.norm == "2")]
     table = table1(frame)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     note = (f"ratio = ||delta_method||_2 / ||delta_MIP||_2 on the images with a proven optimum where the method "
             f"found a point; matched: ratio <= 1 + 1e-4. {len(images)} test images ({format_images(images)}); "
-            f"sum of per-image times {frame.time_s.sum():.0f} s; machine: {machine}.")
+            f"sum of per-image times {frame.time_s.sum():.0f} s; machine: {machine()}.")
     paths = write_tables(table, out, note) + write_figures(ratios(frame), labels, figures)
     print(f"\n{to_markdown(table, note)}\nthis run: {wall:.0f} s wall time; wrote {', '.join(map(str, paths))}")
     return 0

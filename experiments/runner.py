@@ -13,9 +13,8 @@ import multiprocessing as mp
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from tqdm import tqdm
-
 from minadv.verify import ReluNetwork, Result, norm_name, parse_norm
+from tqdm import tqdm
 
 from .data import mnist
 from .models import load

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from minadv.verify import Result
 
 KEY = ("net", "image", "method", "norm")

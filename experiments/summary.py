@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from minadv.verify import region_qp
 
 from .cli import parse_images

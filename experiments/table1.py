@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 
 import pandas as pd
-
 from minadv.verify import REL_GAP, Status
 
 from .store import KEY

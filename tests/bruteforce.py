@@ -3,9 +3,8 @@
 import itertools
 
 import numpy as np
-from scipy.optimize import linprog
-
 from minadv.verify import QPSolution, regions_of_patterns, solve_clarabel
+from scipy.optimize import linprog
 
 
 def _solve_lp(qp, p):
@@ -44,3 +43,38 @@ def brute_force(net, x, p=2.0, solve=solve_clarabel):
             if sol.status == "optimal" and sol.norm < best:
                 best, point = sol.norm, x + sol.v
     return best, point
+
+
+def interval_signs(net, lower, upper):
+    """Per hidden neuron: +1 / -1 when interval arithmetic proves it active / inactive on the
+    box, 0 when it may switch (a deliberately simple, independent bound)."""
+    lo, hi, signs = np.asarray(lower, float), np.asarray(upper, float), []
+    for W, b in list(zip(net.weights, net.biases))[:-1]:
+        Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+        l, u = Wp @ lo + Wn @ hi + b, Wp @ hi + Wn @ lo + b
+        signs.append(np.where(l >= 0, 1, np.where(u <= 0, -1, 0)))
+        lo, hi = np.maximum(l, 0), np.maximum(u, 0)
+    return np.concatenate(signs)
+
+
+def max_margin_in_box(net, lower, upper, label):
+    """max over z in [lower, upper] and t != label of f_t(z) - f_label(z): an LP on every
+    activation pattern's polytope (scipy's HiGHS), enumerating only the neurons interval
+    arithmetic leaves unstable; -inf if no pattern meets the box."""
+    signs = interval_signs(net, lower, upper)
+    free = np.flatnonzero(signs == 0)
+    x = 0.5 * (np.asarray(lower) + np.asarray(upper))
+    best = -np.inf
+    for bits in itertools.product([False, True], repeat=len(free)):
+        active = signs > 0
+        active[free] = bits
+        reg = regions_of_patterns(net, active[None])
+        for t in range(net.n_outputs):
+            if t == label:
+                continue
+            qp = reg.qp(0, x, label, t, box=(lower, upper))
+            A, b, w = qp.A[:-1], qp.b[:-1], -qp.A[-1]  # last row: -w delta <= w x + w0
+            res = linprog(-w, A_ub=A, b_ub=b, bounds=list(zip(qp.lo, qp.hi)), method="highs")
+            if res.status == 0:
+                best = max(best, float(w @ res.x + qp.b[-1]))
+    return best

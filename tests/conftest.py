@@ -3,11 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from minadv.experiments.data import mnist
 from minadv.experiments.models import load
 from minadv.verify import ReluNetwork
-
 
 # The VNN-COMP 2021 MNIST benchmark, read from ../shared beside the project (never copied into it).
 MNISTFC = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp2021-mnistfc"
@@ -35,6 +33,9 @@ def n1():
 @pytest.fixture(scope="session")
 def n2():
     return load("N2")
+
+
+torch.set_num_threads(1)  # as the CLI does: small tensors, and CI machines share cores
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-
 from minadv.experiments.cli import main
 from minadv.experiments.store import COLUMNS
 from minadv.verify import check

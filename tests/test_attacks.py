@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from bruteforce import brute_force
 from conftest import random_net
 from minadv.attacks import ATTACKS, LBFGS, RLRQP, CarliniWagner, DeepFool

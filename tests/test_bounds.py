@@ -1,7 +1,6 @@
 import cvxpy as cp
 import numpy as np
 import pytest
-
 from conftest import random_net
 from minadv.verify.bounds import crown, interval, support
 from minadv.verify.domain import Domain
@@ -35,7 +34,7 @@ def test_support_function_matches_cvxpy(p):
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0, np.inf])
-@pytest.mark.parametrize("level", ["interval", "crown", "lp", "mip"])
+@pytest.mark.parametrize("level", ["interval", "crown", "alpha-crown", "lp", "mip"])
 def test_bounds_contain_every_sampled_point(p, level):
     rng = np.random.default_rng(3)
     net = random_net((8, 10, 9, 6, 3), seed=11, scale=1.5)
@@ -44,7 +43,7 @@ def test_bounds_contain_every_sampled_point(p, level):
     dom = Domain(x, p, r)
     b = interval(net, dom)
     if level != "interval":
-        b = crown(net, dom)
+        b = crown(net, dom, iters=20 if level == "alpha-crown" else 0)
     if level in ("lp", "mip"):
         b = tighten(net, dom, b, level, time_limit=2.0)
     Z = _ball_samples(x, p, r, 3000, rng)
@@ -56,6 +55,17 @@ def test_bounds_contain_every_sampled_point(p, level):
     base = interval(net, dom)
     for k in range(len(pre)):
         assert np.all(b.upper[k] <= base.upper[k] + 1e-12) and np.all(b.lower[k] >= base.lower[k] - 1e-12)
+
+
+def test_alpha_crown_is_at_least_as_tight_as_crown():
+    rng = np.random.default_rng(3)
+    net = random_net((8, 10, 9, 6, 3), seed=11, scale=1.5)
+    dom = Domain(rng.random(8), np.inf, 0.15)
+    cr, al = crown(net, dom), crown(net, dom, iters=20)
+    for k in range(1, 3):
+        assert np.all(al.upper[k] <= cr.upper[k] + 1e-12) and np.all(al.lower[k] >= cr.lower[k] - 1e-12)
+    width = lambda b: sum(float((u - l).sum()) for l, u in zip(b.lower[1:], b.upper[1:]))
+    assert width(al) < width(cr)
 
 
 def test_lp_tightening_improves_on_crown():

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from minadv.experiments.cli import main, parse_images
 
 
@@ -38,7 +37,6 @@ def test_unknown_command_fails_cleanly(capsys):
 def test_exact_command_appends_rows_resumes_and_saves_points(tmp_path, capsys):
     import numpy as np
     import pandas as pd
-
     from minadv.experiments.data import mnist
     from minadv.experiments.models import load
     from minadv.verify import check

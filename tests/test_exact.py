@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from bruteforce import brute_force
 from conftest import random_net
 from minadv.verify import InputError, Status, check
@@ -101,13 +100,14 @@ def test_a_point_on_the_boundary_has_distance_zero():
     assert res.status == Status.OPTIMAL and res.value == 0.0 and res.lower == 0.0
 
 
+@pytest.mark.parametrize("method", ["mip", "bnb"])
 @pytest.mark.parametrize("norm", [1, "inf", 2])
 @pytest.mark.parametrize("seed", range(6))
-def test_mip_matches_brute_force_on_tiny_networks(seed, norm):
+def test_both_methods_match_brute_force_on_tiny_networks(seed, norm, method):
     net, x = _instance(seed)
     p = {1: 1.0, "inf": np.inf, 2: 2.0}[norm]
     truth, _ = brute_force(net, x, p)
-    res = minimal_perturbation(net, x, norm, method="mip", time_limit=60)
+    res = minimal_perturbation(net, x, norm, method=method, time_limit=60)
     if not np.isfinite(truth):
         assert res.status == Status.ROBUST
         return

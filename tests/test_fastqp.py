@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_net
 from minadv.verify import patterns, solve_reference
 from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED, RegionQPs, solve_batch

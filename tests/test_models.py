@@ -1,9 +1,7 @@
 import json
 
-import numpy as np
 import pytest
 import torch
-
 from minadv.experiments.data import data_sha256
 from minadv.experiments.models import ARCHITECTURES, MODEL_DIR, accuracy, card, train
 

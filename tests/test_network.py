@@ -1,11 +1,20 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from conftest import random_net
-from minadv.verify import (Domain, InputError, NetworkError, ReluNetwork, Status, check, check_image,
-                           parse_norm, push_across, verified_result)
+from minadv.verify import (
+    Domain,
+    InputError,
+    NetworkError,
+    ReluNetwork,
+    Status,
+    check,
+    check_image,
+    parse_norm,
+    push_across,
+    verified_result,
+)
+from torch import nn
 
 
 def test_from_sequential_matches_torch_in_float64():

@@ -1,10 +1,18 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_net
-from minadv.verify import (BoxQP, check, dual_bound, patterns, region_qp, regions_at, regions_of_patterns,
-                           solve_clarabel, solve_reference)
+from minadv.verify import (
+    BoxQP,
+    check,
+    dual_bound,
+    patterns,
+    region_qp,
+    regions_at,
+    regions_of_patterns,
+    solve_clarabel,
+    solve_reference,
+)
 
 
 def _points_in_region(net, y, n, rng, radius=1e-3):

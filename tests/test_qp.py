@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
-
-from minadv.verify.qp import BoxQP, norm_dual_bound, solve_daqp, solve_lp, solve_norm, solve_reference
+from minadv.verify.qp import (
+    BoxQP,
+    norm_dual_bound,
+    solve_daqp,
+    solve_lp,
+    solve_norm,
+    solve_reference,
+)
 
 
 def _feasible_qp(seed, n_extra=0):

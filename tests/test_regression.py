@@ -2,9 +2,14 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from minadv.attacks import ATTACKS
-from minadv.verify import Result, Status, assert_not_below_optimum, minimal_perturbation, optimum_floor
+from minadv.verify import (
+    Result,
+    Status,
+    assert_not_below_optimum,
+    minimal_perturbation,
+    optimum_floor,
+)
 
 
 @pytest.fixture(scope="module")

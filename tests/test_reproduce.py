@@ -1,9 +1,8 @@
+import minadv.attacks
+import minadv.experiments.runner as runner
 import numpy as np
 import pandas as pd
 import pytest
-
-import minadv.attacks
-import minadv.experiments.runner as runner
 from minadv.attacks import Attack
 from minadv.experiments.cli import main
 from minadv.experiments.data import mnist

@@ -1,5 +1,4 @@
 import numpy as np
-
 from minadv.experiments.store import COLUMNS, ResultStore
 from minadv.verify import Counts, Result, Status
 

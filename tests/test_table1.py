@@ -3,9 +3,16 @@ import struct
 
 import pandas as pd
 import pytest
-
 from minadv.experiments.figures import write_figures
-from minadv.experiments.table1 import COLUMNS, BelowOptimumError, ratios, table1, to_latex, to_markdown, write_tables
+from minadv.experiments.table1 import (
+    COLUMNS,
+    BelowOptimumError,
+    ratios,
+    table1,
+    to_latex,
+    to_markdown,
+    write_tables,
+)
 
 
 def _frame(rows):

@@ -4,10 +4,22 @@ import re
 
 import numpy as np
 import pytest
-
-from minadv.verify import (InputError, Property, ReluNetwork, VnnlibError, check_counterexample, check_image,
-                           format_counterexample, format_vnnlib, parse_counterexample, parse_vnnlib,
-                           read_counterexample, read_vnnlib, write_counterexample, write_vnnlib)
+from minadv.verify import (
+    InputError,
+    Property,
+    ReluNetwork,
+    VnnlibError,
+    check_counterexample,
+    check_image,
+    format_counterexample,
+    format_vnnlib,
+    parse_counterexample,
+    parse_vnnlib,
+    read_counterexample,
+    read_vnnlib,
+    write_counterexample,
+    write_vnnlib,
+)
 
 
 def small_image(rng, d=20):

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .domain import Domain
 from .network import ReluNetwork
@@ -64,11 +65,12 @@ def support(Wd: np.ndarray, dom: Domain) -> np.ndarray:
     if not np.isfinite(r) or dom.norm == np.inf:
         return box
     if dom.norm == 2.0:
-        return np.minimum(box, _support_l2(Wd, lo, hi, r))
-    return np.minimum(box, _support_l1(Wd, lo, hi, r))
+        return np.minimum(box, _support_l2(Wd, lo, hi, r)[0])
+    return np.minimum(box, _support_l1(Wd, lo, hi, r)[0])
 
 
 def _support_l2(Wd, lo, hi, r):
+    """(bound, mu): the dual at the better end of a geometric bisection on mu."""
     def dual(mu):  # sum_i max_t (w t - mu t^2) + mu r^2, t = clip(w / 2mu, lo, hi)
         t = np.clip(Wd / (2 * mu[:, None]), lo, hi)
         return (Wd * t - mu[:, None] * t * t).sum(axis=1) + mu * r * r, (t * t).sum(axis=1)
@@ -82,10 +84,12 @@ def _support_l2(Wd, lo, hi, r):
         big = sq > r * r
         mu_lo = np.where(big, mid, mu_lo)
         mu_hi = np.where(big, mu_hi, mid)
-    return np.minimum(dual(mu_hi)[0], dual(mu_lo)[0])
+    at_hi, at_lo = dual(mu_hi)[0], dual(mu_lo)[0]
+    return np.minimum(at_hi, at_lo), np.where(at_hi <= at_lo, mu_hi, mu_lo)
 
 
 def _support_l1(Wd, lo, hi, r):
+    """(bound, mu): the dual at the breakpoint where the ball is filled (exact)."""
     a = np.abs(Wd)
     room = np.where(Wd > 0, hi, np.where(Wd < 0, -lo, 0.0))  # how far delta_i may go along sign(w_i)
     order = np.argsort(-a, axis=1)
@@ -93,7 +97,28 @@ def _support_l1(Wd, lo, hi, r):
     filled = np.cumsum(np.take_along_axis(room, order, axis=1), axis=1)
     k = np.minimum((filled < r).sum(axis=1), a.shape[1] - 1)  # the coordinate that fills the ball
     mu = a_sorted[np.arange(len(a)), k]
-    return (room * np.maximum(a - mu[:, None], 0.0)).sum(axis=1) + mu * r
+    return (room * np.maximum(a - mu[:, None], 0.0)).sum(axis=1) + mu * r, mu
+
+
+def support_torch(A: torch.Tensor, dom: Domain) -> torch.Tensor:
+    """`support` for rows of a torch tensor, differentiable in A (for alpha-CROWN). The ball's
+    multiplier mu is searched without gradient; the dual at that mu is a valid bound for any mu,
+    and its gradient is the bound's (envelope theorem)."""
+    lo, hi = torch.tensor(dom.delta_lo), torch.tensor(dom.delta_hi)
+    box = (torch.relu(A) * hi - torch.relu(-A) * lo).sum(dim=1)
+    r = dom.radius
+    if not np.isfinite(r) or dom.norm == np.inf:
+        return box
+    Wd = A.detach().numpy()
+    if dom.norm == 2.0:
+        mu = torch.tensor(_support_l2(Wd, dom.delta_lo, dom.delta_hi, r)[1])[:, None]
+        t = torch.minimum(torch.maximum(A / (2 * mu), lo), hi)
+        ball = (A * t - mu * t * t).sum(dim=1) + mu[:, 0] * r * r
+    else:
+        mu = torch.tensor(_support_l1(Wd, dom.delta_lo, dom.delta_hi, r)[1])[:, None]
+        room = torch.where(A > 0, hi, torch.where(A < 0, -lo, torch.zeros_like(A)))
+        ball = (room * torch.relu(A.abs() - mu)).sum(dim=1) + mu[:, 0] * r
+    return torch.minimum(box, ball)
 
 
 def affine_bounds(Wd: np.ndarray, const: np.ndarray, dom: Domain) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +144,8 @@ def relu_relaxation(l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Linear bounds slope_lo * g <= relu(g) <= slope_up * g + icpt_up for g in [l, u].
 
     Stable neurons are exact; unstable ones take the upper chord u (g - l) / (u - l) and the
-    lower line g (if u >= -l) or 0 (CROWN's adaptive choice).
+    lower line g (if u >= -l) or 0 (CROWN's adaptive choice; alpha-CROWN optimises any slope
+    in [0, 1], each a valid lower bound).
     """
     active, unstable = l >= 0, (l < 0) & (u > 0)
     span = np.where(unstable, u - l, 1.0)
@@ -129,32 +155,77 @@ def relu_relaxation(l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return slope_lo, slope_up, icpt_up
 
 
-def crown(net: ReluNetwork, dom: Domain, start: Bounds | None = None) -> Bounds:
-    """Layer by layer back-substitution; each layer intersected with `start` (default: interval)."""
+def backsubstitute(net: ReluNetwork, dom: Domain, lower, upper, C: np.ndarray, k: int):
+    """Bounds of C g^(k+1)(z) (rows of C: linear functions of layer k's pre-activations, k >= 1),
+    given bounds lower/upper of layers 1..k, through the ReLU relaxations down to the input."""
+    C = torch.tensor(np.asarray(C, dtype=np.float64))
+    with torch.no_grad():
+        hi = _upper_bound(net, dom, lower, upper, C, k)
+        lo = -_upper_bound(net, dom, lower, upper, -C, k)
+    return _widen(lo.numpy(), hi.numpy())
+
+
+def _upper_bound(net: ReluNetwork, dom: Domain, lower, upper, C: torch.Tensor, k: int, alphas=None) -> torch.Tensor:
+    """Upper bounds of the rows of C g^(k+1)(z) by back-substitution (torch, float64).
+
+    alphas: per layer j < k, lower slopes (rows x n_j) in [0, 1] for the unstable neurons
+    (alpha-CROWN); None takes CROWN's adaptive slopes."""
+    A = C @ torch.tensor(net.weights[k])  # coefficients on h^(k)
+    const = C @ torch.tensor(net.biases[k])
+    for j in range(k - 1, -1, -1):  # through relu of layer j+1, then its affine map
+        s_lo, s_up, i_up = (torch.tensor(a) for a in relu_relaxation(lower[j], upper[j]))
+        if alphas is not None:
+            unstable = torch.tensor((lower[j] < 0) & (upper[j] > 0))
+            s_lo = torch.where(unstable, alphas[j], s_lo)
+        Ap, An = torch.relu(A), -torch.relu(-A)
+        const = const + Ap @ i_up
+        A = Ap * s_up + An * s_lo  # coefficients on g^(j+1)
+        const = const + A @ torch.tensor(net.biases[j])
+        A = A @ torch.tensor(net.weights[j])  # on h^(j), or on z when j == 0
+    return const + A @ torch.tensor(dom.x) + support_torch(A, dom)
+
+
+def _alpha_upper(net, dom, lower, upper, C: torch.Tensor, k: int, iters: int, lr: float) -> torch.Tensor:
+    """Upper bounds of C g^(k+1), alpha-CROWN: the lower slopes of every unstable ReLU of the
+    earlier layers optimised per row of C by Adam (projected to [0, 1]), from CROWN's choice."""
+    alphas = [torch.tensor(relu_relaxation(lower[j], upper[j])[0]).expand(len(C), -1).clone().requires_grad_(True)
+              for j in range(k)]
+    opt = torch.optim.Adam(alphas, lr=lr)
+    best = _upper_bound(net, dom, lower, upper, C, k).detach()
+    for _ in range(iters):
+        opt.zero_grad()
+        bound = _upper_bound(net, dom, lower, upper, C, k, alphas)
+        best = torch.minimum(best, bound.detach())
+        bound.sum().backward()
+        opt.step()
+        with torch.no_grad():
+            for a in alphas:
+                a.clamp_(0.0, 1.0)
+    with torch.no_grad():
+        return torch.minimum(best, _upper_bound(net, dom, lower, upper, C, k, alphas))
+
+
+def optimized_bounds(net: ReluNetwork, dom: Domain, lower, upper, C: np.ndarray, k: int, iters: int = 20,
+                     lr: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Like `backsubstitute`, with alpha-CROWN's optimised lower slopes (valid for any slopes)."""
+    C = torch.tensor(np.asarray(C, dtype=np.float64))
+    hi = _alpha_upper(net, dom, lower, upper, C, k, iters, lr)
+    lo = -_alpha_upper(net, dom, lower, upper, -C, k, iters, lr)
+    return _widen(lo.numpy(), hi.numpy())
+
+
+def crown(net: ReluNetwork, dom: Domain, start: Bounds | None = None, iters: int = 0) -> Bounds:
+    """Layer by layer back-substitution (iters > 0: alpha-CROWN with that many Adam steps, on the
+    neurons CROWN leaves unstable); each layer intersected with `start` (default: interval)."""
     start = start or interval(net, dom)
     lower, upper = [start.lower[0]], [start.upper[0]]
     for k in range(1, net.n_hidden_layers):
         l, u = backsubstitute(net, dom, lower, upper, np.eye(net.weights[k].shape[0]), k)
-        lower.append(np.maximum(l, start.lower[k]))
-        upper.append(np.minimum(u, start.upper[k]))
+        l, u = np.maximum(l, start.lower[k]), np.minimum(u, start.upper[k])
+        rows = np.flatnonzero((l < 0) & (u > 0))
+        if iters and rows.size:
+            lo, hi = optimized_bounds(net, dom, lower, upper, np.eye(len(l))[rows], k, iters)
+            l[rows], u[rows] = np.maximum(l[rows], lo), np.minimum(u[rows], hi)
+        lower.append(l)
+        upper.append(u)
     return Bounds(tuple(lower), tuple(upper))
-
-
-def backsubstitute(net: ReluNetwork, dom: Domain, lower, upper, C: np.ndarray, k: int):
-    """Bounds of C g^(k+1)(z) (rows of C: linear functions of layer k's pre-activations, k >= 1),
-    given bounds lower/upper of layers 1..k, through the ReLU relaxations down to the input."""
-    W, b = net.weights[k], net.biases[k]
-    res_lo, res_hi = [], []
-    for sign in (1.0, -1.0):  # upper bound of sign * C g
-        A = sign * C @ W  # coefficients on h^(k) (post-activations of layer k)
-        const = sign * C @ b
-        for j in range(k - 1, -1, -1):  # through relu of layer j+1, then its affine map
-            s_lo, s_up, i_up = relu_relaxation(lower[j], upper[j])
-            Ap, An = np.maximum(A, 0), np.minimum(A, 0)
-            const = const + Ap @ i_up
-            A = Ap * s_up + An * s_lo  # coefficients on g^(j+1)
-            const = const + A @ net.biases[j]
-            A = A @ net.weights[j]  # on h^(j), or on z when j == 0
-        val = const + A @ dom.x + support(A, dom)
-        (res_hi if sign > 0 else res_lo).append(sign * val)
-    return _widen(res_lo[0], res_hi[0])

@@ -18,7 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from .network import InputError, ReluNetwork
-from .vnnlib import VAR, Atom, Property, SList, VnnlibError, format_number, parse_number, sexprs
+from .vnnlib import (
+    VAR,
+    Atom,
+    Property,
+    SList,
+    VnnlibError,
+    format_number,
+    parse_number,
+    sexprs,
+)
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,14 @@ def check_image(net: ReluNetwork, x) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Domain:
-    """{x + delta : x + delta in [lo, hi]^d, ||delta||_p <= radius}; lo = 0, hi = 1 for images."""
+    """{x + delta : lo <= x + delta <= hi, ||delta||_p <= radius}; lo = 0, hi = 1 for images, or
+    per-pixel arrays (an input box, e.g. a VNN-LIB property's, with x any point inside it)."""
 
     x: np.ndarray
     norm: float = 2.0
     radius: float = np.inf
-    lo: float = 0.0
-    hi: float = 1.0
+    lo: float | np.ndarray = 0.0
+    hi: float | np.ndarray = 1.0
 
     @classmethod
     def of(cls, net: ReluNetwork, x, norm=2, radius: float = np.inf) -> "Domain":

@@ -38,28 +38,38 @@ def highs():
 
 @dataclass
 class MilpOutcome:
-    status: str  # 'optimal' | 'time_limit' | 'infeasible' | 'error'
+    status: str  # 'optimal' | 'time_limit' | 'infeasible' | 'cutoff' | 'target' | 'error'
     bound: float  # dual bound of the objective (-inf when unknown)
     objective: float  # incumbent objective (inf when none)
     u: np.ndarray | None  # the incumbent's u (delta / r)
     target: int
 
 
-def solve(model, time_limit: float, rel_gap: float = 1e-6) -> MilpOutcome:
-    """Solve a model built by `TjengModel` with HiGHS (through the model's persistent solver)."""
+def solve(model, time_limit: float, rel_gap: float = 1e-6, cutoff: float | None = None,
+          stop_at: float | None = None) -> MilpOutcome:
+    """Solve a minimisation model built by `TjengModel` with HiGHS (its persistent solver).
+
+    cutoff: HiGHS prunes everything whose bound is >= cutoff; "infeasible" then only means
+    "no point with objective < cutoff" and is reported as status 'cutoff', never 'infeasible'.
+    stop_at: stop at the first point with objective <= stop_at (status 'target').
+    """
+    # always set both: HiGHS options persist across solves of the same (persistent) model
+    options = {"objective_bound": np.inf if cutoff is None else float(cutoff),
+               "objective_target": -np.inf if stop_at is None else float(stop_at)}
     res = model._solver.solve(
         model, load_solutions=False, raise_exception_on_nonoptimal_result=False, threads=THREADS,
-        time_limit=max(time_limit, 0.01), rel_gap=rel_gap,
+        time_limit=max(time_limit, 0.01), rel_gap=rel_gap, solver_options=options,
     )
     tc = res.termination_condition
     status = {
         TerminationCondition.convergenceCriteriaSatisfied: "optimal",
         TerminationCondition.maxTimeLimit: "time_limit",
-        TerminationCondition.provenInfeasible: "infeasible",
+        TerminationCondition.provenInfeasible: "infeasible" if cutoff is None else "cutoff",
+        TerminationCondition.objectiveLimit: "target",
     }.get(tc, "error")
     bound = res.objective_bound if res.objective_bound is not None else -np.inf
-    if status == "infeasible":
-        return MilpOutcome(status, np.inf, np.inf, None, -1)
+    if status in ("infeasible", "cutoff"):
+        return MilpOutcome(status, cutoff if status == "cutoff" else np.inf, np.inf, None, -1)
     if res.incumbent_objective is None:
         return MilpOutcome(status, bound, np.inf, None, -1)
     values = res.solution_loader.get_vars()
@@ -92,7 +102,6 @@ class TjengModel:
     def _layers(self, m, n_layers: int) -> list:
         """Pre-activation variables and ReLU rows of hidden layers 1..n_layers; returns the
         post-activations of the last one (Pyomo terms, None for inactive neurons)."""
-        x, r = self.dom.x, self.r
         m.layers = pyo.Block(range(n_layers))
         post = None
         for k in range(n_layers):

@@ -15,9 +15,8 @@ at any accuracy) into a rigorous lower bound: solver tolerances never leak into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ctypes import c_int
+from dataclasses import dataclass
 
 import clarabel
 import daqp

@@ -1,0 +1,49 @@
+"""Projected gradient ascent inside an input box (Madry et al., ICLR 2018), for decision problems:
+find z in [lower, upper] with max_{j in targets} f_j(z) - f_label(z) >= 0.
+
+Loss (the margin itself, CW-style): max_j f_j(z) - f_label(z), ascended by signed gradient
+steps whose size decays from (upper - lower) / 4 to 1% of it, from the box centre and from
+uniform random starts (all restarts as one batch, float64). Every candidate goes through
+the float64 check; None when no restart crosses the boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from minadv.verify import ReluNetwork
+
+
+def pgd_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: int, targets=None, *,
+            restarts: int = 32, steps: int = 200, seed: int = 0, start: np.ndarray | None = None) -> np.ndarray | None:
+    """The best point found (margin >= 0 by the float64 forward pass), or None. start: a point
+    of the box to begin from (e.g. a solver's near miss) in place of the box centre."""
+    targets = [j for j in range(net.n_outputs) if j != label] if targets is None else list(targets)
+    lo = torch.tensor(np.asarray(lower, dtype=np.float64)).reshape(1, -1)
+    hi = torch.tensor(np.asarray(upper, dtype=np.float64)).reshape(1, -1)
+    gen = torch.Generator().manual_seed(seed)
+    z = lo + (hi - lo) * torch.rand(restarts, lo.shape[1], generator=gen, dtype=torch.float64)
+    z[0] = 0.5 * (lo + hi) if start is None else torch.tensor(np.asarray(start, dtype=np.float64)).reshape(1, -1)
+    model = net.to_torch(torch.float64)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    width = hi - lo
+    tj = torch.tensor(targets)
+    best, best_margin = None, -np.inf
+    for k in range(steps):
+        z.requires_grad_(True)
+        logits = model(z)
+        margin = logits[:, tj].max(dim=1).values - logits[:, label]
+        i = int(margin.argmax())
+        if float(margin[i].detach()) > best_margin:
+            best_margin, best = float(margin[i].detach()), z[i].detach().clone()
+        if best_margin >= 0:
+            break
+        (grad,) = torch.autograd.grad(margin.sum(), z)
+        size = 0.25 * (0.04 ** (k / max(steps - 1, 1)))  # 1/4 of the box down to 1% of that
+        z = torch.minimum(torch.maximum(z.detach() + size * width * grad.sign(), lo), hi)
+    if best is None:
+        return None
+    point = best.numpy()
+    logits = net.forward(point)
+    return point if logits[targets].max() - logits[label] >= 0 else None

@@ -1,0 +1,55 @@
+"""Deciding VNN-COMP robustness instances: attack first (sat), then prove (unsat).
+
+    decide(net, prop, time_limit) -> Decision(answer 'sat' | 'unsat' | 'timeout', counterexample, time)
+
+1. PGD inside the property's box (`attacks.pgd.pgd_box`);
+2. `verify.decide.verify_box`: alpha-CROWN bounds, then one cut-off Tjeng MILP per open target;
+3. a near miss of the MILP (a point the float64 check refuses) restarts PGD from it.
+A `sat` answer always carries a point that passes `check_counterexample` (float64, in the box).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from minadv.attacks.pgd import pgd_box
+from minadv.verify import Property, ReluNetwork, check_counterexample
+from minadv.verify.decide import verify_box
+
+
+@dataclass
+class Decision:
+    answer: str  # 'sat' | 'unsat' | 'timeout'
+    counterexample: np.ndarray | None
+    time_s: float
+    stage: str  # what decided it: 'pgd', 'bounds', 'milp', 'pgd-from-milp', or '' for a timeout
+    unstable: int = 0
+    milp_solves: int = 0
+
+
+def _valid(net: ReluNetwork, prop: Property, z) -> bool:
+    return z is not None and bool(check_counterexample(net, prop, z))
+
+
+def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2) -> Decision:
+    start = time.perf_counter()
+
+    def done(answer, z, stage, v=None):
+        return Decision(answer, z, time.perf_counter() - start, stage, v.unstable if v else 0, v.milp_solves if v else 0)
+
+    z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets)
+    if _valid(net, prop, z):
+        return done("sat", z, "pgd")
+    v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets,
+                   time_limit - (time.perf_counter() - start), jobs=jobs)
+    if v.verdict == "unsat":
+        return done("unsat", None, "milp" if v.milp_solves else "bounds", v)
+    if v.verdict == "sat" and _valid(net, prop, v.point):
+        return done("sat", v.point, "milp", v)
+    if v.point is not None:
+        z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets, start=v.point, restarts=8)
+        if _valid(net, prop, z):
+            return done("sat", z, "pgd-from-milp", v)
+    return done("timeout", None, "", v)

@@ -1,0 +1,41 @@
+"""`minadv vnnlib NET.onnx PROP.vnnlib --time-limit SECONDS [--counterexample FILE]`.
+
+Decides a VNN-LIB robustness property (see experiments/vnncomp.py): prints what it did and,
+alone on its last line, the verdict `sat`, `unsat` or `timeout`. A `sat` verdict comes with a
+float64-checked counterexample, written in the VNN-COMP format to --counterexample.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minadv.verify import ReluNetwork, read_vnnlib, write_counterexample
+
+from .vnncomp import decide
+
+
+def add_arguments(p) -> None:
+    p.add_argument("net", type=Path, help="the network (.onnx, or a .pt state_dict)")
+    p.add_argument("prop", type=Path, help="the property (.vnnlib)")
+    p.add_argument("--time-limit", type=float, default=300.0, help="seconds (default 300)")
+    p.add_argument("--counterexample", type=Path, help="where to write the counterexample of a sat verdict")
+
+
+def run(args) -> int:
+    from minadv.verify import InputError
+
+    if not args.time_limit > 0:
+        raise InputError(f"--time-limit must be positive, got {args.time_limit}")
+    net = ReluNetwork.load(args.net)
+    prop = read_vnnlib(args.prop)
+    if (prop.n_inputs, prop.n_outputs) != (net.n_inputs, net.n_outputs):
+        raise InputError(f"{args.prop} has {prop.n_inputs} inputs and {prop.n_outputs} outputs; "
+                         f"{args.net} is {net!r}")
+    d = decide(net, prop, args.time_limit)
+    print(f"{args.net.name} {args.prop.name}: {d.answer} after {d.time_s:.2f} s"
+          f"{' by ' + d.stage if d.stage else ''} ({d.unstable} unstable ReLUs, {d.milp_solves} MILPs)")
+    if d.answer == "sat" and args.counterexample:
+        write_counterexample(args.counterexample, d.counterexample, net.forward(d.counterexample))
+        print(f"counterexample written to {args.counterexample}")
+    print(d.answer)
+    return 0

@@ -1,0 +1,158 @@
+"""Deciding robustness over a box (VNN-COMP properties): PGD, verify_box, decide, `minadv vnnlib`."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from bruteforce import interval_signs, max_margin_in_box
+from conftest import random_net
+from minadv.attacks.pgd import pgd_box
+from minadv.experiments.cli import main
+from minadv.experiments.vnncomp import decide
+from minadv.verify import (
+    Property,
+    check_counterexample,
+    read_counterexample,
+    write_vnnlib,
+)
+from minadv.verify.decide import verify_box
+
+TINY = [4, 6, 5, 3]
+
+
+def tiny_case(seed, eps):
+    """A tiny random network, a centre in (0.2, 0.8)^4 and the box clip(x0 +- eps, 0, 1)."""
+    net = random_net(TINY, seed=seed, scale=2.0)
+    x0 = np.random.default_rng(seed).uniform(0.2, 0.8, TINY[0])
+    return net, Property.ball(x0, eps, net.predict(x0), net.n_outputs)
+
+
+def cases():
+    """(net, prop, brute-force max margin) with the margin clearly away from 0 (no tie to
+    decide) and at most 8 neurons left unstable by interval arithmetic (for the brute force's time)."""
+    out = []
+    for seed in range(12):
+        for eps in (0.02, 0.1, 0.3):
+            net, prop = tiny_case(seed, eps)
+            if (interval_signs(net, prop.lower, prop.upper) == 0).sum() > 8:
+                continue
+            m = max_margin_in_box(net, prop.lower, prop.upper, prop.label)
+            if abs(m) > 1e-4:
+                out.append((net, prop, m))
+    return out
+
+
+CASES = cases()
+
+
+def test_cases_cover_both_answers():
+    signs = [m > 0 for *_, m in CASES]
+    assert sum(signs) >= 5 and len(signs) - sum(signs) >= 5
+
+
+@pytest.mark.parametrize("k", range(len(CASES)))
+def test_verify_box_agrees_with_brute_force(k):
+    net, prop, m = CASES[k]
+    v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1)
+    assert v.verdict == ("sat" if m > 0 else "unsat")
+    if v.verdict == "sat":
+        assert check_counterexample(net, prop, v.point)
+
+
+def test_verify_box_in_two_processes_agrees_with_one():
+    for net, prop, m in CASES[:8]:
+        v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=2)
+        assert v.verdict == ("sat" if m > 0 else "unsat")
+
+
+def test_pgd_finds_points_only_where_they_exist():
+    found = 0
+    for net, prop, m in CASES:
+        z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets)
+        if m < 0:
+            assert z is None
+        elif z is not None:
+            found += 1
+            assert check_counterexample(net, prop, z)
+    assert found >= 0.8 * sum(m > 0 for *_, m in CASES)
+
+
+def test_pgd_is_reproducible_and_starts_from_a_given_point():
+    net, prop, m = next(c for c in CASES if c[2] > 0)
+    a = pgd_box(net, prop.lower, prop.upper, prop.label, seed=3)
+    b = pgd_box(net, prop.lower, prop.upper, prop.label, seed=3)
+    assert np.array_equal(a, b)
+    assert check_counterexample(net, prop, pgd_box(net, prop.lower, prop.upper, prop.label, start=a, steps=1))
+
+
+def test_decide_answers_are_right():
+    for net, prop, m in CASES[:10]:
+        d = decide(net, prop, 30.0, jobs=1)
+        assert d.answer == ("sat" if m > 0 else "unsat")
+        if d.answer == "sat":
+            assert check_counterexample(net, prop, d.counterexample)
+
+
+def _save(net, path):
+    torch.save(net.to_torch(torch.float64).state_dict(), path)
+    return path
+
+
+def test_vnnlib_command_sat_writes_a_checked_counterexample(tmp_path, capsys):
+    net, prop, m = next(c for c in CASES if c[2] > 0)
+    write_vnnlib(prop, tmp_path / "p.vnnlib")
+    args = [str(_save(net, tmp_path / "n.pt")), str(tmp_path / "p.vnnlib")]
+    assert main(["vnnlib", *args, "--time-limit", "30", "--counterexample", str(tmp_path / "ce.txt")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "sat"
+    z, _ = read_counterexample(tmp_path / "ce.txt")
+    assert check_counterexample(net, prop, z)
+
+
+def test_vnnlib_command_unsat(tmp_path, capsys):
+    net, prop, m = next(c for c in CASES if c[2] < 0)
+    write_vnnlib(prop, tmp_path / "p.vnnlib")
+    assert main(["vnnlib", str(_save(net, tmp_path / "n.pt")), str(tmp_path / "p.vnnlib"), "--time-limit", "30"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "unsat"
+
+
+def test_vnnlib_command_refuses_bad_input(tmp_path, capsys):
+    net, prop, _ = CASES[0]
+    write_vnnlib(prop, tmp_path / "p.vnnlib")
+    other = _save(random_net([5, 4, 3]), tmp_path / "other.pt")
+    assert main(["vnnlib", str(other), str(tmp_path / "p.vnnlib")]) == 2
+    assert "inputs" in capsys.readouterr().err
+    (tmp_path / "bad.vnnlib").write_text("(assert (<= X_0 oops))\n")
+    assert main(["vnnlib", str(_save(net, tmp_path / "n.pt")), str(tmp_path / "bad.vnnlib")]) == 2
+    assert main(["vnnlib", str(tmp_path / "n.pt"), str(tmp_path / "p.vnnlib"), "--time-limit", "0"]) == 2
+
+
+def test_shared_instance_proven_by_bounds(mnistfc, capsys):
+    """prop_2_0.03 on 256x2: alpha-CROWN alone proves it (a few unstable ReLUs, no MILP)."""
+    net_file, prop_file = mnistfc / "mnist-net_256x2.onnx", mnistfc / "prop_2_0.03.vnnlib"
+    assert main(["vnnlib", str(net_file), str(prop_file), "--time-limit", "60"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "unsat" and "by bounds" in out[0]
+
+
+def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path, capsys):
+    """A two-instance benchmark folder (a .pt network, two properties): rows appended once,
+    not recomputed on a second run; sat iff d* <= eps."""
+    sat = next(c for c in CASES if c[2] > 0)
+    unsat = next(c for c in CASES if c[2] < 0 and c[0] is sat[0]) if any(
+        c[2] < 0 and c[0] is sat[0] for c in CASES) else None
+    net, prop_sat, _ = sat
+    prop_unsat = unsat[1] if unsat else Property.ball(prop_sat.center, 1e-3, prop_sat.label, net.n_outputs)
+    _save(net, tmp_path / "net.pt")
+    write_vnnlib(prop_sat, tmp_path / "a.vnnlib")
+    write_vnnlib(prop_unsat, tmp_path / "b.vnnlib")
+    (tmp_path / "mnistfc_instances.csv").write_text("net.pt,a.vnnlib,20\nnet.pt,b.vnnlib,20\n")
+    out = tmp_path / "res.csv"
+    argv = ["bench", "vnncomp", "--benchmark", str(tmp_path), "--nets", "net", "--out", str(out), "--dstar"]
+    assert main(argv) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.answer) == ["sat", "unsat"]
+    assert (frame.dstar_status == "optimal").all()
+    assert (frame.dstar <= frame.eps).tolist() == [True, False]
+    assert main(argv) == 0
+    assert len(pd.read_csv(out)) == 2
+    assert "| all | 2 | 2 | 1 | 1 | 0 |" in (tmp_path / "res.md").read_text()
