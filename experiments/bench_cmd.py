@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 BENCHMARKS = {"exact": "minadv.experiments.bench_exact", "attacks": "minadv.experiments.bench_attacks",
-              "qp": "minadv.experiments.bench_qp"}
+              "qp": "minadv.experiments.bench_qp", "nodeqp": "minadv.experiments.bench_nodeqp"}
 
 
 def add_arguments(p) -> None:
