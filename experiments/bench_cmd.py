@@ -1,11 +1,12 @@
-"""`minadv bench exact|attacks|qp|vnncomp`: the benchmarks (not timed tests); see each module's docstring."""
+"""`minadv bench exact|attacks|qp|nodeqp|vnncomp`: the benchmarks (not timed tests); see each module's docstring."""
 
 from __future__ import annotations
 
 import importlib
 
 BENCHMARKS = {"exact": "minadv.experiments.bench_exact", "attacks": "minadv.experiments.bench_attacks",
-              "qp": "minadv.experiments.bench_qp", "vnncomp": "minadv.experiments.bench_vnncomp"}
+              "qp": "minadv.experiments.bench_qp", "nodeqp": "minadv.experiments.bench_nodeqp",
+              "vnncomp": "minadv.experiments.bench_vnncomp"}
 
 
 def add_arguments(p) -> None:

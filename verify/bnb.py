@@ -3,8 +3,8 @@
 Problem (1): min ||delta||_p s.t. x + delta in [0,1]^d and f_t(x+delta) >= f_c(x+delta)
 for some t != c. One queue holds nodes (t, partial activation pattern) of every target and
 shares one incumbent U (a verified adversarial point). A node's bound is the node problem of
-`relaxation.node_qp` (triangle relaxation of its free ReLUs; a QP for p = 2 solved by DAQP, an
-LP for p = 1, inf solved by HiGHS), certified by the explicit Lagrangian dual at the solver's
+`relaxation.node_qp` (triangle relaxation of its free ReLUs; a QP for p = 2 solved by
+`nodeqp.solve_node` on a reduced problem of ~75 variables, an LP for p = 1, inf solved by HiGHS), certified by the explicit Lagrangian dual at the solver's
 multipliers (`qp.norm_dual_bound`). The search stops when the smallest open bound
 L satisfies U - L <= rel_gap * U.
 
@@ -31,6 +31,7 @@ from .bounds import crown
 from .domain import Domain
 from .incumbent import Incumbent, improve
 from .network import ReluNetwork
+from .nodeqp import solve_node
 from .polytope import patterns, regions_of_patterns
 from .qp import QPSolution, solve_norm
 from .relaxation import NodeQP, node_qp, root_states
@@ -50,6 +51,8 @@ class Node:
 class BranchAndBound:
     """One exact L2 search for image x of class c; `run` returns (lower bound, why it stopped),
     the incumbent is in `inc`."""
+
+    node_solver = "reduced"  # p = 2 node QPs: "reduced" (`nodeqp.solve_node`) or "daqp" (`qp.solve_daqp`)
 
     def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, p: float = 2.0, *, targets=None,
                  incumbent: Incumbent | None = None, radius: float = np.inf, rel_gap: float = 1e-4,
@@ -121,7 +124,10 @@ class BranchAndBound:
         if states is None:
             return None
         problem = node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box)
-        sol = solve_norm(problem.qp, self.p)
+        if self.p == 2 and self.node_solver == "reduced":
+            sol = solve_node(problem.qp, problem.basis)
+        else:
+            sol = solve_norm(problem.qp, self.p)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
         if sol.status == "infeasible":

@@ -35,6 +35,7 @@ class NodeQP:
     free: list[tuple[int, int]]  # (layer, neuron) of each relaxed ReLU, in variable order after delta
     upper_rows: np.ndarray  # row index of each free neuron's upper (chord) constraint
     pre: list[tuple[np.ndarray, np.ndarray]]  # per layer: g(v) = M v + m
+    basis: tuple[np.ndarray, np.ndarray] | None = None  # (C, W_1) with qp.A[:, :d] = C @ W_1 (`nodeqp`)
 
 
 def root_states(bounds: Bounds) -> list[np.ndarray]:
@@ -49,6 +50,7 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
     n_free = int(sum((s < 0).sum() for s in states))
     N = d + n_free
     rows: list[np.ndarray] = []
+    crows: list[np.ndarray] = []  # the pixel part of each row block in the basis W_1: rows[i][:, :d] = crows[i] @ W_1
     rhs: list[float] = []
     upper_rows: list[int] = []
     free: list[tuple[int, int]] = []
@@ -57,24 +59,29 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
     M = np.zeros((net.weights[0].shape[0], N))
     M[:, :d] = net.weights[0]
     m = net.weights[0] @ x + net.biases[0]
+    Mc = np.eye(M.shape[0])  # M[:, :d] = Mc @ W_1
     hl = np.zeros(N)
     hu = np.zeros(N)
     for k, (s, l, u) in enumerate(zip(states, bounds.lower, bounds.upper)):
         pre.append((M, m))
         if k > 0:  # l <= g <= u for layers >= 2
             rows += [M, -M]
+            crows += [Mc, -Mc]
             rhs += [u - m, m - l]
         H = np.zeros_like(M)
+        Hc = np.zeros_like(Mc)
         h0 = np.zeros_like(m)
         for j in np.flatnonzero(s == 1):
-            H[j], h0[j] = M[j], m[j]
+            H[j], Hc[j], h0[j] = M[j], Mc[j], m[j]
         fix_on = (s == 1) & (l < 0)
         fix_off = (s == 0) & (u > 0)
         if fix_on.any():  # fixed by branching: g >= 0
             rows.append(-M[fix_on])
+            crows.append(-Mc[fix_on])
             rhs.append(m[fix_on])
         if fix_off.any():  # g <= 0
             rows.append(M[fix_off])
+            crows.append(Mc[fix_off])
             rhs.append(-m[fix_off])
         for j in np.flatnonzero(s < 0):
             col = d + len(free)
@@ -83,20 +90,24 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
             e[col] = 1.0
             slope = u[j] / (u[j] - l[j])
             rows.append((M[j] - e)[None])  # g_j - h_j <= 0
+            crows.append(Mc[j][None])
             rhs.append(np.array([-m[j]]))
             upper_rows.append(sum(len(r) for r in rows))
             rows.append((e - slope * M[j])[None])  # h_j - slope (g_j - l_j) <= 0
+            crows.append(-slope * Mc[j][None])
             rhs.append(np.array([slope * (m[j] - l[j])]))
             hu[col] = u[j]
             H[j] = e
         W, b = net.weights[k + 1], net.biases[k + 1]
-        M, m = W @ H, W @ h0 + b
+        M, Mc, m = W @ H, W @ Hc, W @ h0 + b
     # f_t - f_c >= 0
     rows.append((M[c] - M[t])[None])
+    crows.append((Mc[c] - Mc[t])[None])
     rhs.append(np.array([m[t] - m[c]]))
     A = np.vstack(rows)
     b = np.concatenate([np.atleast_1d(r) for r in rhs])
     dlo, dhi = box if box is not None else (-x, 1.0 - x)
     lo = np.r_[dlo, hl[d:]]
     hi = np.r_[dhi, hu[d:]]
-    return NodeQP(BoxQP(A, b, lo, hi, n=d), free, np.array(upper_rows, dtype=int), pre)
+    return NodeQP(BoxQP(A, b, lo, hi, n=d), free, np.array(upper_rows, dtype=int), pre,
+                  (np.vstack(crows), net.weights[0]))
