@@ -9,11 +9,11 @@ and appends each row as soon as it is finished and verified.
 from __future__ import annotations
 
 import functools
-import multiprocessing as mp
 from collections.abc import Callable, Iterable
 
 import numpy as np
 from minadv.verify import ReluNetwork, Result, norm_name, parse_norm
+from minadv.verify.parallel import spawn_pool
 from tqdm import tqdm
 
 from .data import mnist
@@ -65,10 +65,7 @@ def run_one(net: str, image: int, method: str, norm: str, options: dict | None =
 
 
 def _job(args) -> tuple[int, Result]:
-    net, image, method, norm, options, threads = args
-    import torch
-
-    torch.set_num_threads(threads)
+    net, image, method, norm, options = args
     return image, run_one(net, image, method, norm, options)
 
 
@@ -86,8 +83,9 @@ def run_many(
     batch: int | None = None,
 ) -> list[dict]:
     """Run `method` on every image not yet in `store`, appending each row as it finishes;
-    batch > 1 (attacks only) hands `batch` images at a time to `Attack.run_batch` (rows are
-    written per batch). Default: 50 for attacks that batch (`Attack.batched`: CW, DeepFool), else 1."""
+    batch > 1 (attacks only) hands up to `batch` images at a time to `Attack.run_batch` (rows
+    are written per batch), split over the `jobs` processes. Default: 50 for attacks that
+    batch (`Attack.batched`: CW, DeepFool), else 1."""
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work
@@ -96,34 +94,39 @@ def run_many(
         from minadv.attacks import ATTACKS
 
         batch = 50 if method in ATTACKS and ATTACKS[method].batched else 1
+    if batch > 1:
+        from minadv.attacks import ATTACKS
+
+        if method not in ATTACKS:
+            raise ValueError(f"only attacks run in batches; {method!r} is not one")
     split = _test_split()
     rows: list[dict] = []
     bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
-    args = [(net, i, method, p, options, 1 if jobs > 1 else 0) for i in todo]
-    with (mp.get_context("spawn").Pool(jobs) if jobs > 1 else _Serial()) as pool:
-        results = _batches(net, todo, method, options, batch) if batch > 1 else pool.imap_unordered(_job, args)
-        for image, result in results:
-            rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image])))
-            bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
-            bar.update()
+    if batch > 1:  # e.g. 50 CW images on 2 cores: two batches of 25 at once
+        size = max(1, min(batch, -(-len(todo) // max(jobs, 1))))
+        work, args = _batch_job, [(net, todo[k : k + size], method, options) for k in range(0, len(todo), size)]
+    else:
+        work, args = _job, [(net, i, method, p, options) for i in todo]
+    with (spawn_pool(jobs) if jobs > 1 and len(args) > 1 else _Serial()) as pool:
+        for pairs in pool.imap_unordered(work, args):
+            for image, result in pairs if batch > 1 else [pairs]:
+                rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image])))
+                bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
+                bar.update()
     bar.close()
     return rows
 
 
-def _batches(net: str, images: list[int], method: str, options: dict | None, size: int):
-    """(image, result) pairs of an attack run on `size` images at a time (e.g. CW, batched)."""
+def _batch_job(args) -> list[tuple[int, Result]]:
+    """(image, result) pairs of an attack run on a batch of images with `Attack.run_batch`."""
     from minadv.attacks import ATTACKS
 
-    if method not in ATTACKS:
-        raise ValueError(f"only attacks run in batches; {method!r} is not one")
-    attack = ATTACKS[method](**(options or {}))
-    for k in range(0, len(images), size):
-        part = images[k : k + size]
-        yield from zip(part, attack.run_batch(_network(net), _test_split().x(part)))
+    net, images, method, options = args
+    return list(zip(images, ATTACKS[method](**(options or {})).run_batch(_network(net), _test_split().x(images))))
 
 
 class _Serial:
-    """Same interface as a Pool, in this process (threads: torch's default)."""
+    """Same interface as a Pool, in this process."""
 
     def __enter__(self):
         return self
@@ -134,5 +137,4 @@ class _Serial:
     @staticmethod
     def imap_unordered(fn, args):
         for a in args:
-            net, image, method, norm, options, _ = a
-            yield image, run_one(net, image, method, norm, options)
+            yield fn(a)

@@ -5,7 +5,8 @@
 1. PGD inside the property's box (`attacks.pgd.pgd_box`);
 2. `verify.decide.verify_box`: alpha-CROWN bounds, then one cut-off Tjeng MILP per open target;
 3. a near miss of the MILP (a point the float64 check refuses) restarts PGD from it.
-A `sat` answer always carries a point that passes `check_counterexample` (float64, in the box).
+A `sat` answer always carries a point that passes `check_counterexample` (float64, in the box);
+an answer found after `time_limit` is reported as `timeout`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2
     start = time.perf_counter()
 
     def done(answer, z, stage, v=None):
-        return Decision(answer, z, time.perf_counter() - start, stage, v.unstable if v else 0, v.milp_solves if v else 0)
+        took = time.perf_counter() - start
+        if took > time_limit:  # an answer after the time-out does not count
+            answer, z, stage = "timeout", None, ""
+        return Decision(answer, z, took, stage, v.unstable if v else 0, v.milp_solves if v else 0)
 
     z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets)
     if _valid(net, prop, z):
@@ -53,3 +57,22 @@ def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2
         if _valid(net, prop, z):
             return done("sat", z, "pgd-from-milp", v)
     return done("timeout", None, "", v)
+
+
+def linf_attack(net: ReluNetwork, x0: np.ndarray, label: int, *, hi: float = 0.5, steps: int = 12) -> np.ndarray | None:
+    """A small-Linf adversarial point of x0 for the exact solver's first incumbent: PGD in
+    clip(x0 +- eps, 0, 1) with eps bisected between 0 and `hi` (`steps` halvings); None if
+    PGD finds nothing even at `hi`."""
+    x0 = np.asarray(x0, dtype=np.float64)
+    best, lo = None, 0.0
+    for _ in range(steps):
+        eps = hi if best is None else 0.5 * (lo + hi)
+        z = pgd_box(net, np.clip(x0 - eps, 0, 1), np.clip(x0 + eps, 0, 1), label)
+        if z is not None:
+            best, hi = z, float(np.abs(z - x0).max())
+        elif best is None:
+            return None
+        else:
+            lo = eps
+    return best
+

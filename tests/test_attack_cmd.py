@@ -31,3 +31,14 @@ def test_attack_command_rejects_bad_options(capsys):
     assert "options: n1, n2, n3, n4, alpha, targets, iterations, seed" in capsys.readouterr().err
     assert main(["attack", "--method", "lbfgs", "--images", "0", "--seed", "1"]) == 2
     assert main(["attack", "--method", "rlrqp", "--images", "0", "--option", "targets=best"]) == 2
+
+
+def test_batched_attack_split_over_two_processes_gives_the_same_rows(tmp_path):
+    """DeepFool batches of 50 split into one batch per process: same points as one batch."""
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    base = ["attack", "--method", "deepfool", "--net", "N1", "--images", "0:6"]
+    assert main([*base, "--out", str(one)]) == 0
+    assert main([*base, "--out", str(two), "--jobs", "2"]) == 0
+    a, b = pd.read_csv(one).sort_values("image"), pd.read_csv(two).sort_values("image")
+    assert list(b.image) == list(range(6)) and list(b.status) == ["found"] * 6
+    np.testing.assert_allclose(b.value.to_numpy(), a.value.to_numpy(), rtol=1e-6)

@@ -126,3 +126,17 @@ def test_tightening_levels_agree(tightening):
     res = minimal_perturbation(net, x, "inf", method="mip", tightening=tightening)
     assert res.status == base.status == Status.OPTIMAL
     assert res.value == pytest.approx(base.value, abs=1e-7)
+
+
+def test_a_time_limit_without_any_adversarial_is_not_called_robust(monkeypatch):
+    """HiGHS stopping at its time limit with a dual bound but no point must end as
+    'time_limit' (a bug once read inf - lower <= gap * inf as a closed gap: 'robust')."""
+    import minadv.verify.mip_exact as mip_exact
+    from minadv.verify.incumbent import Incumbent
+    from minadv.verify.mip import MilpOutcome
+
+    monkeypatch.setattr(mip_exact, "solve", lambda model, left, **kw: MilpOutcome("time_limit", 0.01, np.inf, None, -1))
+    net, x = _instance(0)
+    search = mip_exact.MipSearch(net, x, net.predict(x), np.inf, incumbent=Incumbent())
+    lower, reason = search.run(5.0)
+    assert reason == "time_limit" and search.inc.point is None and lower == pytest.approx(0.01)

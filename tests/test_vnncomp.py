@@ -153,6 +153,19 @@ def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path
     assert list(frame.answer) == ["sat", "unsat"]
     assert (frame.dstar_status == "optimal").all()
     assert (frame.dstar <= frame.eps).tolist() == [True, False]
+    from minadv.experiments.bench_vnncomp import cex_path
+
+    z, _ = read_counterexample(cex_path(out, "net.pt", "a.vnnlib"))
+    assert check_counterexample(net, prop_sat, z) and not cex_path(out, "net.pt", "b.vnnlib").exists()
     assert main(argv) == 0
-    assert len(pd.read_csv(out)) == 2
+    assert pd.read_csv(out).equals(frame)  # nothing recomputed
     assert "| all | 2 | 2 | 1 | 1 | 0 |" in (tmp_path / "res.md").read_text()
+    # a row that timed out under a smaller limit is re-run (and replaced) by a run with a larger one
+    frame.loc[1, ["answer", "limit_s", "dstar_status"]] = ["timeout", 0.5, np.nan]
+    frame.to_csv(out, index=False)
+    assert main(argv + ["--cap", "0.4"]) == 0
+    assert pd.read_csv(out).answer.tolist() == ["sat", "timeout"]  # 0.4 s is no more than the row had
+    assert main(argv) == 0
+    again = pd.read_csv(out)
+    assert len(again) == 2 and set(again.answer) == {"sat", "unsat"} and (again.limit_s == 20).all()
+    assert (again.dstar_status == "optimal").all()

@@ -13,7 +13,6 @@ for some target t? (the VNN-COMP robustness property; `unsat` = robust).
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from .bounds import Bounds, crown, optimized_bounds
 from .domain import Domain
 from .mip import TjengModel, solve
 from .network import ReluNetwork
+from .parallel import spawn_pool
 
 CUTOFF = 1e-9
 
@@ -69,9 +69,6 @@ _worker: _TargetMilp | None = None
 
 def _init_worker(*args) -> None:
     global _worker
-    import torch
-
-    torch.set_num_threads(1)
     _worker = _TargetMilp(*args)
 
 
@@ -96,7 +93,7 @@ def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: in
     if open_targets:
         args = (net, dom, bounds, label, deadline)
         if jobs > 1 and len(open_targets) > 1:
-            pool = mp.get_context("spawn").Pool(min(jobs, len(open_targets)), _init_worker, args)
+            pool = spawn_pool(min(jobs, len(open_targets)), _init_worker, args)
             results = pool.imap_unordered(_run_worker, open_targets)
         else:
             pool, one = None, _TargetMilp(*args)

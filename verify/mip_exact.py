@@ -79,7 +79,7 @@ class MipSearch:
             if out.u is not None:
                 self._polish(out.u, scale, out.target)
             upper = self.inc.value
-            if upper - lower <= self.rel_gap * upper:
+            if np.isfinite(upper) and upper - lower <= self.rel_gap * upper:  # (inf - l <= inf: no)
                 return lower, "done"
             if out.status != "optimal":
                 return lower, out.status
