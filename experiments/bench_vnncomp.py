@@ -104,10 +104,11 @@ def _write(out: Path, old: pd.DataFrame, row: dict) -> pd.DataFrame:
 
 
 def instance_table(frame: pd.DataFrame) -> str:
-    """One line per instance (in the order of mnistfc_instances.csv): answer, time, and d* (or
-    its bounds) where computed."""
-    lines = ["| network | property | answer | time (s) | decided by | d* (Linf) |", "| --- | --- | --- | --- | --- | --- |"]
-    for r in frame.itertuples():
+    """One line per instance (grouped by network, in the order they were run): answer, time, the
+    time limit it ran with, and d* (or its bounds) where computed."""
+    lines = ["| network | property | answer | time (s) | limit (s) | decided by | d* (Linf) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in frame.sort_values("network", kind="stable").itertuples():
         if r.dstar_status == "optimal":
             dstar = f"{r.dstar:.5f}"
         elif isinstance(r.dstar_status, str):
@@ -116,7 +117,7 @@ def instance_table(frame: pd.DataFrame) -> str:
             dstar = "-"
         stage = r.stage if isinstance(r.stage, str) else ""
         lines.append(f"| {r.network.removesuffix('.onnx')} | {r.property.removesuffix('.vnnlib')} | {r.answer} | "
-                     f"{r.time_s:.1f} | {stage} | {dstar} |")
+                     f"{r.time_s:.1f} | {r.limit_s:g} | {stage} | {dstar} |")
     return "\n".join(lines)
 
 
@@ -146,10 +147,9 @@ def run(args) -> int:
                                          unstable=d.unstable, milp_solves=d.milp_solves))
     if args.dstar:
         old = _dstars(args, folder, todo, old, load, limit_of, current)
-    frame = old[old.network.str.contains("|".join(args.nets))]
-    table = summary(frame)
-    print(f"\n{table}\n\nmachine: {machine()}")
-    args.out.with_suffix(".md").write_text(f"{table}\n\n{instance_table(frame)}\n\nmachine: {machine()}\n")
+    print(f"\n{summary(old[old.network.str.contains('|'.join(args.nets))])}\n\nmachine: {machine()}")
+    # the .md covers every row of the results file, not only this run's networks
+    args.out.with_suffix(".md").write_text(f"{summary(old)}\n\n{instance_table(old)}\n\nmachine: {machine()}\n")
     return 0
 
 
