@@ -1,7 +1,7 @@
 """The VNN-COMP 2021 MNIST benchmark (mnistfc): every instance within its own time-out.
 
     minadv bench vnncomp [--benchmark DIR] [--nets 256x2 ...] [--out results/vnncomp.csv]
-                         [--cap SECONDS] [--dstar]
+                         [--cap SECONDS] [--dstar] [--method splits|milp]
 
 DIR (default: ../shared/benchmarks/vnncomp2021-mnistfc beside the project, or $MINADV_VNNCOMP)
 holds the ONNX networks, the .vnnlib properties and mnistfc_instances.csv (network, property,
@@ -10,8 +10,9 @@ finishes (resumable): answer (sat / unsat / timeout), time, what decided it, the
 ran with; a `sat` answer's counterexample goes to OUT_counterexamples/ (VNN-COMP format).
 --cap runs each instance with min(time-out, cap): a quick first pass over all instances; a
 later run with a larger cap (or none) re-runs only the instances that timed out under a
-smaller limit, from scratch, and replaces their rows, so every answer comes from one run
-within the instance's time-out. With --dstar, after the decisions, the minimal Linf distance
+smaller limit (or with the other --method), from scratch, and replaces their rows, so every
+answer comes from one run within the instance's time-out; the `method` column says which
+search ran after the bounds. With --dstar, after the decisions, the minimal Linf distance
 d* of each property's centre image (`minimal_perturbation`, norm inf, within the instance's
 time-out and the cap; first incumbent: the closest of PGD with eps bisected and the image's
 counterexamples), once per network and image (the eps = 0.03 and 0.05 properties share it),
@@ -34,12 +35,14 @@ from minadv.verify import (
     read_vnnlib,
     write_counterexample,
 )
+from minadv.verify.decide import METHODS
 from tqdm import tqdm
 
 from .machine import machine
 from .vnncomp import decide, linf_attack
 
-COLUMNS = ["network", "property", "eps", "timeout_s", "limit_s", "answer", "time_s", "stage", "unstable", "milp_solves",
+COLUMNS = ["network", "property", "eps", "timeout_s", "limit_s", "method", "answer", "time_s", "stage", "unstable", "searches",
+           "nodes",
            "dstar_status", "dstar", "dstar_lower", "dstar_upper", "dstar_time_s"]
 
 
@@ -54,6 +57,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=Path("results/vnncomp.csv"))
     p.add_argument("--cap", type=float, default=None, help="run each instance with min(time-out, cap) seconds")
     p.add_argument("--dstar", action="store_true", help="also compute the minimal Linf distance of each centre image")
+    p.add_argument("--method", choices=METHODS, default="splits",
+                   help="search after the bounds (verify.decide): ReLU-split branch and bound (default) or one MILP per target")
 
 
 def instances(folder: Path) -> list[tuple[str, str, float]]:
@@ -74,8 +79,9 @@ def summary(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _needs_decision(row, limit: float) -> bool:
-    return row is None or (row.answer == "timeout" and row.limit_s < limit - 1e-9)
+def _needs_decision(row, limit: float, method: str) -> bool:
+    """No row yet, or a timeout under a smaller limit or with the other search method."""
+    return row is None or (row.answer == "timeout" and (row.limit_s < limit - 1e-9 or row.method != method))
 
 
 def _needs_dstar(row, limit: float) -> bool:
@@ -134,17 +140,17 @@ def run(args) -> int:
         rows = [r for r in old.itertuples() if (r.network, r.property) == (net_file, prop_file)]
         return rows[0] if rows else None
 
-    decide_now = [i for i in todo if _needs_decision(current(i[0], i[1]), limit_of(i[2]))]
+    decide_now = [i for i in todo if _needs_decision(current(i[0], i[1]), limit_of(i[2]), args.method)]
     for net_file, prop_file, timeout in tqdm(decide_now, desc="mnistfc", unit="inst"):
         net, prop, limit = load(net_file), read_vnnlib(folder / prop_file), limit_of(timeout)
-        d = decide(net, prop, limit)
+        d = decide(net, prop, limit, method=args.method)
         if d.answer == "sat":
             path = cex_path(args.out, net_file, prop_file)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_counterexample(path, d.counterexample, net.forward(d.counterexample))
         old = _write(args.out, old, dict(network=net_file, property=prop_file, eps=prop.eps, timeout_s=timeout,
-                                         limit_s=limit, answer=d.answer, time_s=round(d.time_s, 3), stage=d.stage,
-                                         unstable=d.unstable, milp_solves=d.milp_solves))
+                                         limit_s=limit, method=args.method, answer=d.answer, time_s=round(d.time_s, 3),
+                                         stage=d.stage, unstable=d.unstable, searches=d.searches, nodes=d.nodes))
     if args.dstar:
         old = _dstars(args, folder, todo, old, load, limit_of, current)
     print(f"\n{summary(old[old.network.str.contains('|'.join(args.nets))])}\n\nmachine: {machine()}")

@@ -3,8 +3,9 @@
     decide(net, prop, time_limit) -> Decision(answer 'sat' | 'unsat' | 'timeout', counterexample, time)
 
 1. PGD inside the property's box (`attacks.pgd.pgd_box`);
-2. `verify.decide.verify_box`: alpha-CROWN bounds, then one cut-off Tjeng MILP per open target;
-3. a near miss of the MILP (a point the float64 check refuses) restarts PGD from it.
+2. `verify.decide.verify_box`: alpha-CROWN bounds, then a complete search per open target
+   (`method`: 'splits', branch and bound over ReLU splits with beta-CROWN bounds, or 'milp');
+3. a near miss of the search (a point the float64 check refuses) restarts PGD from it.
 A `sat` answer always carries a point that passes `check_counterexample` (float64, in the box);
 an answer found after `time_limit` is reported as `timeout`.
 """
@@ -25,37 +26,38 @@ class Decision:
     answer: str  # 'sat' | 'unsat' | 'timeout'
     counterexample: np.ndarray | None
     time_s: float
-    stage: str  # what decided it: 'pgd', 'bounds', 'milp', 'pgd-from-milp', or '' for a timeout
+    stage: str  # what decided it: 'pgd', 'bounds', 'splits', 'milp', 'pgd-from-splits' / '-milp', or '' for a timeout
     unstable: int = 0
-    milp_solves: int = 0
+    searches: int = 0
+    nodes: int = 0
 
 
 def _valid(net: ReluNetwork, prop: Property, z) -> bool:
     return z is not None and bool(check_counterexample(net, prop, z))
 
 
-def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2) -> Decision:
+def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2, method: str = "splits") -> Decision:
     start = time.perf_counter()
 
     def done(answer, z, stage, v=None):
         took = time.perf_counter() - start
         if took > time_limit:  # an answer after the time-out does not count
             answer, z, stage = "timeout", None, ""
-        return Decision(answer, z, took, stage, v.unstable if v else 0, v.milp_solves if v else 0)
+        return Decision(answer, z, took, stage, *((v.unstable, v.searches, v.nodes) if v else ()))
 
     z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets)
     if _valid(net, prop, z):
         return done("sat", z, "pgd")
     v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets,
-                   time_limit - (time.perf_counter() - start), jobs=jobs)
+                   time_limit - (time.perf_counter() - start), jobs=jobs, method=method)
     if v.verdict == "unsat":
-        return done("unsat", None, "milp" if v.milp_solves else "bounds", v)
+        return done("unsat", None, method if v.searches else "bounds", v)
     if v.verdict == "sat" and _valid(net, prop, v.point):
-        return done("sat", v.point, "milp", v)
+        return done("sat", v.point, method, v)
     if v.point is not None:
         z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets, start=v.point, restarts=8)
         if _valid(net, prop, z):
-            return done("sat", z, "pgd-from-milp", v)
+            return done("sat", z, f"pgd-from-{method}", v)
     return done("timeout", None, "", v)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from minadv.verify import ReluNetwork, read_vnnlib, write_counterexample
+from minadv.verify.decide import METHODS
 
 from .vnncomp import decide
 
@@ -19,6 +20,8 @@ def add_arguments(p) -> None:
     p.add_argument("prop", type=Path, help="the property (.vnnlib)")
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds (default 300)")
     p.add_argument("--counterexample", type=Path, help="where to write the counterexample of a sat verdict")
+    p.add_argument("--method", choices=METHODS, default="splits",
+                   help="search after the bounds: branch and bound over ReLU splits (default) or one MILP per target")
 
 
 def run(args) -> int:
@@ -31,9 +34,10 @@ def run(args) -> int:
     if (prop.n_inputs, prop.n_outputs) != (net.n_inputs, net.n_outputs):
         raise InputError(f"{args.prop} has {prop.n_inputs} inputs and {prop.n_outputs} outputs; "
                          f"{args.net} is {net!r}")
-    d = decide(net, prop, args.time_limit)
+    d = decide(net, prop, args.time_limit, method=args.method)
     print(f"{args.net.name} {args.prop.name}: {d.answer} after {d.time_s:.2f} s"
-          f"{' by ' + d.stage if d.stage else ''} ({d.unstable} unstable ReLUs, {d.milp_solves} MILPs)")
+          f"{' by ' + d.stage if d.stage else ''} ({d.unstable} unstable ReLUs, {d.searches} target searches, "
+          f"{d.nodes} nodes)")
     if d.answer == "sat" and args.counterexample:
         write_counterexample(args.counterexample, d.counterexample, net.forward(d.counterexample))
         print(f"counterexample written to {args.counterexample}")

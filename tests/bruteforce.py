@@ -57,11 +57,16 @@ def interval_signs(net, lower, upper):
     return np.concatenate(signs)
 
 
-def max_margin_in_box(net, lower, upper, label):
-    """max over z in [lower, upper] and t != label of f_t(z) - f_label(z): an LP on every
+def max_margin_in_box(net, lower, upper, label, targets=None, fixed=None):
+    """max over z in [lower, upper] and t != label (or t in targets) of f_t(z) - f_label(z): an LP on every
     activation pattern's polytope (scipy's HiGHS), enumerating only the neurons interval
-    arithmetic leaves unstable; -inf if no pattern meets the box."""
+    arithmetic leaves unstable; -inf if no pattern meets the box. fixed: {hidden neuron (flat
+    index): active?} restricts z to where those neurons have that sign."""
     signs = interval_signs(net, lower, upper)
+    for j, on in (fixed or {}).items():
+        if signs[j] == (-1 if on else 1):
+            return -np.inf
+        signs[j] = 1 if on else -1
     free = np.flatnonzero(signs == 0)
     x = 0.5 * (np.asarray(lower) + np.asarray(upper))
     best = -np.inf
@@ -69,7 +74,7 @@ def max_margin_in_box(net, lower, upper, label):
         active = signs > 0
         active[free] = bits
         reg = regions_of_patterns(net, active[None])
-        for t in range(net.n_outputs):
+        for t in range(net.n_outputs) if targets is None else targets:
             if t == label:
                 continue
             qp = reg.qp(0, x, label, t, box=(lower, upper))

@@ -1,0 +1,99 @@
+"""Branch and bound over ReLU splits (verify/splits.py) against brute force on tiny networks."""
+
+import time
+
+import numpy as np
+import pytest
+from bruteforce import interval_signs, max_margin_in_box
+from conftest import random_net
+from minadv.verify import Property, check_counterexample
+from minadv.verify.bounds import crown
+from minadv.verify.decide import verify_box
+from minadv.verify.domain import Domain
+from minadv.verify.splits import SplitSearch
+
+SIZES = [4, 8, 6, 3]
+
+
+def search(net, prop, t, **kw) -> SplitSearch:
+    dom = Domain(0.5 * (prop.lower + prop.upper), np.inf, np.inf, prop.lower, prop.upper)
+    c = np.zeros(net.n_outputs)
+    c[t], c[prop.label] = 1.0, -1.0
+    return SplitSearch(net, prop.lower, prop.upper, crown(net, dom), c, **kw)
+
+
+def cases(n=12):
+    """(net, prop, target, brute-force max of f_t - f_label over the box) where the root's bound
+    leaves the target open (so the search must branch), the margin is away from 0, and at most
+    9 neurons are unstable by interval arithmetic (for the brute force's time); n of each sign."""
+    out, count = [], {True: 0, False: 0}
+    for seed in range(200):
+        net = random_net(SIZES, seed=seed, scale=2.5)
+        x0 = np.random.default_rng(seed).uniform(0.2, 0.8, SIZES[0])
+        for eps in (0.1, 0.25):
+            prop = Property.ball(x0, eps, net.predict(x0), net.n_outputs)
+            if (interval_signs(net, prop.lower, prop.upper) == 0).sum() > 9:
+                continue
+            for t in prop.targets:
+                s = search(net, prop, t)
+                if s.optimise(s.root())[0][0] < 0:
+                    continue
+                m = max_margin_in_box(net, prop.lower, prop.upper, prop.label, [t])
+                if abs(m) > 1e-4 and count[m > 0] < n:
+                    count[m > 0] += 1
+                    out.append((net, prop, t, m))
+                if min(count.values()) == n:
+                    return out
+    return out
+
+
+CASES = cases()
+
+
+@pytest.mark.parametrize("iters", [10, 0])
+def test_split_search_agrees_with_brute_force(iters):
+    """iters = 0 keeps CROWN's slopes and beta = 0: many leaves are then decided by the region LP."""
+    branched = lps = 0
+    for net, prop, t, m in CASES:
+        o = search(net, prop, t, iters=iters, batch=8).run(time.time() + 60)
+        assert o.verdict == ("sat" if m > 0 else "safe"), (m, o)
+        if o.verdict == "sat":
+            assert np.all(o.point >= prop.lower) and np.all(o.point <= prop.upper)
+            assert net.forward(o.point)[t] >= net.forward(o.point)[prop.label]
+        branched += o.nodes > 1
+        lps += o.lps
+    assert sum(m < 0 for *_, m in CASES) >= 10 and sum(m > 0 for *_, m in CASES) >= 10
+    assert branched >= 10
+    if iters == 0:
+        assert lps > 0
+
+
+def test_bounds_of_children_are_valid():
+    """The bound of each child of the root is above the brute-force maximum over the child's part
+    of the box (where the split neuron is active / inactive)."""
+    checked = 0
+    for net, prop, t, m in CASES[:40]:
+        s = search(net, prop, t)
+        ub, nodes, scores, _ = s.optimise(s.root())
+        assert ub[0] >= m - 1e-9
+        kids, _ = s.branch(nodes, scores)
+        if not len(kids):  # no unstable neuron left: the root's bound is exact
+            continue
+        kub, *_ = s.optimise(kids)
+        for k in range(len(kids)):
+            sigma = np.concatenate([x[k].numpy() for x in kids.sigma])
+            (j,) = np.flatnonzero(sigma)
+            exact = max_margin_in_box(net, prop.lower, prop.upper, prop.label, [t], fixed={j: sigma[j] < 0})
+            assert kub[k] >= exact - 1e-9
+            checked += 1
+    assert checked >= 20
+
+
+def test_verify_box_methods_agree():
+    for net, prop, t, m in CASES[:12]:
+        whole = max_margin_in_box(net, prop.lower, prop.upper, prop.label)
+        for method in ("splits", "milp"):
+            v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1, method=method)
+            assert v.verdict == ("sat" if whole > 0 else "unsat")
+            if v.verdict == "sat":
+                assert check_counterexample(net, prop, v.point)
