@@ -1,6 +1,6 @@
 """The VNN-COMP 2021 MNIST benchmark (mnistfc): every instance within its own time-out.
 
-    minadv bench vnncomp [--benchmark DIR] [--nets 256x2 ...] [--out results/vnncomp.csv]
+    minadv bench vnncomp [--benchmark DIR] [--nets 256x2 ...] [--props prop_4_0.05 ...] [--out results/vnncomp.csv]
                          [--cap SECONDS] [--dstar] [--method splits|milp]
 
 DIR (default: ../shared/benchmarks/vnncomp2021-mnistfc beside the project, or $MINADV_VNNCOMP)
@@ -54,6 +54,7 @@ def default_dir() -> Path:
 def add_arguments(p) -> None:
     p.add_argument("--benchmark", type=Path, default=None, help="benchmark folder (default: ../shared/benchmarks/vnncomp2021-mnistfc)")
     p.add_argument("--nets", nargs="+", default=["256x2", "256x4", "256x6"], help="which networks (substring of the file name)")
+    p.add_argument("--props", nargs="+", default=None, help="only these properties (substring of the file name)")
     p.add_argument("--out", type=Path, default=Path("results/vnncomp.csv"))
     p.add_argument("--cap", type=float, default=None, help="run each instance with min(time-out, cap) seconds")
     p.add_argument("--dstar", action="store_true", help="also compute the minimal Linf distance of each centre image")
@@ -111,9 +112,9 @@ def _write(out: Path, old: pd.DataFrame, row: dict) -> pd.DataFrame:
 
 def instance_table(frame: pd.DataFrame) -> str:
     """One line per instance (grouped by network, in the order they were run): answer, time, the
-    time limit it ran with, and d* (or its bounds) where computed."""
-    lines = ["| network | property | answer | time (s) | limit (s) | decided by | d* (Linf) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    time limit and search method it ran with, what decided it, and d* (or its bounds) where computed."""
+    lines = ["| network | property | answer | time (s) | limit (s) | search | decided by | d* (Linf) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in frame.sort_values("network", kind="stable").itertuples():
         if r.dstar_status == "optimal":
             dstar = f"{r.dstar:.5f}"
@@ -123,13 +124,14 @@ def instance_table(frame: pd.DataFrame) -> str:
             dstar = "-"
         stage = r.stage if isinstance(r.stage, str) else ""
         lines.append(f"| {r.network.removesuffix('.onnx')} | {r.property.removesuffix('.vnnlib')} | {r.answer} | "
-                     f"{r.time_s:.1f} | {r.limit_s:g} | {stage} | {dstar} |")
+                     f"{r.time_s:.1f} | {r.limit_s:g} | {r.method} | {stage} | {dstar} |")
     return "\n".join(lines)
 
 
 def run(args) -> int:
     folder = args.benchmark or default_dir()
-    todo = [i for i in instances(folder) if any(n in i[0] for n in args.nets)]
+    todo = [i for i in instances(folder) if any(n in i[0] for n in args.nets)
+            and (args.props is None or any(q in i[1] for q in args.props))]
     old = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame(columns=COLUMNS)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     nets: dict[str, ReluNetwork] = {}

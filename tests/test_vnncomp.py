@@ -171,9 +171,11 @@ def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path
     again = pd.read_csv(out)
     assert len(again) == 2 and set(again.answer) == {"sat", "unsat"} and (again.limit_s == 120).all()
     assert (again.dstar_status == "optimal").all()
-    # a timeout of the other search method is re-run with this run's method
-    again.loc[1, ["answer", "method"]] = ["timeout", "milp"]
+    # a timeout of the other search method is re-run with this run's method (--props: that one only)
+    again.loc[:, ["answer", "method"]] = [["sat", "milp"], ["timeout", "milp"]]
     again.to_csv(out, index=False)
+    assert main(argv + ["--props", "a.vnn"]) == 0
+    assert pd.read_csv(out).method.tolist() == ["milp", "milp"]
     assert main(argv) == 0
     last = pd.read_csv(out)
-    assert last.answer.tolist() == ["sat", "unsat"] and last.method.tolist() == ["splits", "splits"]
+    assert last.answer.tolist() == ["sat", "unsat"] and last.method.tolist() == ["milp", "splits"]
