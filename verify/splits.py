@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from .bounds import WIDEN, Bounds
+from .bounds import WIDEN, Bounds, relu_relaxation
 from .network import ReluNetwork
 from .polytope import regions_of_patterns
 
@@ -64,8 +64,7 @@ class SplitOutcome:
     verdict: str  # 'safe' | 'sat' | 'unknown'
     point: np.ndarray | None = None
     nodes: int = 0  # nodes bounded
-    lps: int = 0
-    max_depth: int = 0
+    lps: int = 0  # leaves decided by the region LP
 
 
 class _Tensors:
@@ -79,16 +78,15 @@ class _Tensors:
         self.cW, self.cb = t(c @ net.weights[-1]), float(c @ net.biases[-1])
 
     def relax(self, sigma):
-        """Per hidden layer, the triangle relaxation of each node's neurons, the split ones
-        stable (l = 0 if active, u = 0 if inactive): (upper slope, upper intercept, unstable)."""
+        """Per hidden layer, the triangle relaxation (`bounds.relu_relaxation`) of each node's
+        neurons, the split ones stable (l = 0 if active, u = 0 if inactive): (upper slope, upper
+        intercept, unstable, active)."""
         out = []
         for s, l, u in zip(sigma, self.l, self.u):
             l = torch.where(s < 0, l.clamp(min=0), l)
             u = torch.where(s > 0, u.clamp(max=0), u)
-            unstable = (l < 0) & (u > 0)
-            span = torch.where(unstable, u - l, torch.ones_like(u))
-            s_up = torch.where(l >= 0, 1.0, torch.where(unstable, u / span, 0.0)).to(l.dtype)
-            out.append((s_up, torch.where(unstable, -u * l / span, 0.0).to(l.dtype), unstable, l >= 0))
+            _, s_up, i_up = (torch.from_numpy(np.asarray(a)).to(l.dtype) for a in relu_relaxation(l.numpy(), u.numpy()))
+            out.append((s_up, i_up, (l < 0) & (u > 0), l >= 0))
         return out
 
     def bound(self, sigma, relax, alpha, beta):
@@ -129,7 +127,8 @@ class SplitSearch:
 
     def root(self) -> Nodes:
         sigma = [torch.zeros(1, len(l), dtype=torch.int8) for l in self.f64.l]
-        alpha = [(u >= -l).float()[None] for l, u in zip(self.f64.l, self.f64.u)]  # CROWN's slopes
+        alpha = [torch.from_numpy(relu_relaxation(l.numpy(), u.numpy())[0]).float()[None]  # CROWN's slopes
+                 for l, u in zip(self.f64.l, self.f64.u)]
         beta = [torch.zeros(1, len(l)) for l in self.f64.l]
         return Nodes(sigma, alpha, beta)
 
@@ -239,7 +238,6 @@ class SplitSearch:
             if not len(open_):
                 continue
             nodes = nodes.take(open_)
-            out.max_depth = max(out.max_depth, int(sum((s != 0).sum(dim=1) for s in nodes.sigma).max()) + 1)
             kids, leaves = self.branch(nodes, [s[open_] for s in scores])
             for i in leaves:
                 out.lps += 1
