@@ -15,7 +15,9 @@ from minadv.verify import (
     read_counterexample,
     write_vnnlib,
 )
+from minadv.verify import decide as decide_module
 from minadv.verify.decide import verify_box
+from minadv.verify.parallel import spawn_pool
 
 TINY = [4, 6, 5, 3]
 
@@ -59,10 +61,26 @@ def test_verify_box_agrees_with_brute_force(k):
         assert check_counterexample(net, prop, v.point)
 
 
-def test_verify_box_in_two_processes_agrees_with_one():
+@pytest.mark.parametrize("quick", [0.0, 30.0])
+def test_verify_box_in_two_processes_agrees_with_one(quick, monkeypatch):
+    """quick = 0: every open target goes to the two worker processes; quick = 30 s: the tiny
+    searches all finish in this process while the workers start, and the workers get none."""
+    sent = []
+
+    def pool(*args):
+        real = spawn_pool(*args)
+        imap = real.imap_unordered
+        real.imap_unordered = lambda f, targets: sent.extend(targets) or imap(f, targets)
+        return real
+
+    monkeypatch.setattr(decide_module, "spawn_pool", pool)
+    searched = 0
     for net, prop, m in CASES[:8]:
-        v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=2)
+        v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=2, quick=quick)
         assert v.verdict == ("sat" if m > 0 else "unsat")
+        searched += v.searches
+    assert searched >= 2
+    assert (len(sent) > 0) == (quick == 0)
 
 
 def test_pgd_finds_points_only_where_they_exist():

@@ -12,12 +12,15 @@ for some target t? (the VNN-COMP robustness property; `unsat` = robust).
    Measured on 256x4 prop_3_0.03 (169 unstable ReLUs, all 9 targets open): 'splits' proves the
    9 targets in 137 s on one core; 'milp' had not decided them after 300 s on two.
    A point either search returns is re-checked in float64. Targets run in `jobs` processes
-   (one core each); the first float64-checked point ends the search.
+   (one core each); the first float64-checked point ends the search. While the workers start (a
+   spawned process needs about 5 s to import torch and minadv, longer than most searches of the
+   decided VNN-COMP instances), split searches run in this process, `quick` seconds in all.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,20 +81,49 @@ class _TargetSearch:
         return t, "sat" if margin(self.net, z, self.label, [t]) >= 0 else "unknown", z, 0
 
 
-_worker: _TargetSearch | None = None
+_worker: _TargetSearch | None = None  # a worker process serves one pool, i.e. one box
 
 
-def _init_worker(*args) -> None:
+def _run_worker(job: tuple):
+    """(args, t): the box's search is built on the worker's first target. The arguments travel
+    with the targets, not as the pool's initargs: a spawned child reads those only after it has
+    imported minadv (about 5 s), and `Pool()` blocks until then once they exceed the pipe's buffer."""
     global _worker
-    _worker = _TargetSearch(*args)
-
-
-def _run_worker(t: int):
+    args, t = job
+    if _worker is None:
+        _worker = _TargetSearch(*args)
     return _worker(t)
 
 
+def _searches(args: tuple, targets: list[int], jobs: int, quick: float):
+    """(t, verdict, point, nodes) for the targets, as they finish. With jobs > 1 and more than one
+    target, `jobs` worker processes start at once; while they import, split searches run here for
+    up to `quick` seconds in all, and the targets left (the unfinished one included) go to them."""
+    if not targets:
+        return
+    net, dom, bounds, label, deadline, method = args
+    if jobs <= 1 or len(targets) <= 1:
+        yield from map(_TargetSearch(*args), targets)
+        return
+    targets = list(targets)
+    pool = spawn_pool(min(jobs, len(targets)))
+    try:
+        if method == "splits" and quick > 0:
+            here = _TargetSearch(net, dom, bounds, label, min(deadline, time.time() + quick), method)
+            while targets:
+                t, verdict, z, nodes = here(targets[0])
+                if verdict == "unknown" and time.time() >= here.deadline:
+                    break
+                yield t, verdict, z, nodes
+                targets.pop(0)
+        if targets:
+            yield from pool.imap_unordered(_run_worker, [(args, t) for t in targets])
+    finally:
+        pool.terminate()
+
+
 def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: int, targets, time_limit: float,
-               *, iters: int = 20, jobs: int = 2, method: str = "splits") -> BoxVerdict:
+               *, iters: int = 20, jobs: int = 2, method: str = "splits", quick: float = 5.0) -> BoxVerdict:
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     start = time.perf_counter()
@@ -106,27 +138,17 @@ def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: in
     _, hi = optimized_bounds(net, dom, list(bounds.lower), list(bounds.upper), C, net.n_hidden_layers, iters=iters)
     out = BoxVerdict("unsat", unstable=bounds.n_unstable)
     open_targets = [t for t, h in sorted(zip(targets, hi), key=lambda p: -p[1]) if h >= 0]
-    if open_targets:
-        args = (net, dom, bounds, label, deadline, method)
-        if jobs > 1 and len(open_targets) > 1:
-            pool = spawn_pool(min(jobs, len(open_targets)), _init_worker, args)
-            results = pool.imap_unordered(_run_worker, open_targets)
-        else:
-            pool, one = None, _TargetSearch(*args)
-            results = map(one, open_targets)
-        try:
-            for t, verdict, z, nodes in results:
-                out.searches += 1
-                out.nodes += nodes
-                if verdict == "sat":
-                    out.verdict, out.point, out.target = "sat", z, t
-                    break
-                if verdict == "unknown":
-                    out.verdict = "unknown"
-                    if z is not None:
-                        out.point, out.target = z, t
-        finally:
-            if pool is not None:
-                pool.terminate()
+    args = (net, dom, bounds, label, deadline, method)
+    with closing(_searches(args, open_targets, jobs, quick)) as results:
+        for t, verdict, z, nodes in results:
+            out.searches += 1
+            out.nodes += nodes
+            if verdict == "sat":
+                out.verdict, out.point, out.target = "sat", z, t
+                break
+            if verdict == "unknown":
+                out.verdict = "unknown"
+                if z is not None:
+                    out.point, out.target = z, t
     out.time_s = time.perf_counter() - start
     return out
