@@ -165,23 +165,41 @@ def backsubstitute(net: ReluNetwork, dom: Domain, lower, upper, C: np.ndarray, k
     return _widen(lo.numpy(), hi.numpy())
 
 
+def through_relaxations(A: torch.Tensor, const: torch.Tensor, weights, biases, relax, extra=None):
+    """Upper bound of A h^(k) + const (A: (..., n_k), h^(k) = relu(g^(k)), k = len(relax)) as a
+    linear function of the input: for j = k-1, ..., 0, through the relu of layer j+1 by
+    relax[j] = (lower slope, upper slope, upper intercept) (a positive coefficient takes the upper
+    line, a negative one the lower), plus extra[j] if given (added to the coefficients on
+    g^(j+1)), then through g^(j+1) = W_j h^(j) + b_j. Returns (coefficients on the input, constant,
+    per layer j the coefficients on h^(j+1) before its relaxation)."""
+    coeffs = []
+    for j in range(len(relax) - 1, -1, -1):
+        s_lo, s_up, i_up = relax[j]
+        coeffs.append(A)
+        Ap, An = A.clamp(min=0), A.clamp(max=0)
+        const = const + (Ap * i_up).sum(dim=-1)
+        A = Ap * s_up + An * s_lo  # coefficients on g^(j+1)
+        if extra is not None:
+            A = A.add_(extra[j])  # in place: A is a fresh sum here
+        const = const + A @ biases[j]
+        A = A @ weights[j]  # on h^(j), or on the input when j == 0
+    return A, const, coeffs[::-1]
+
+
 def _upper_bound(net: ReluNetwork, dom: Domain, lower, upper, C: torch.Tensor, k: int, alphas=None) -> torch.Tensor:
     """Upper bounds of the rows of C g^(k+1)(z) by back-substitution (torch, float64).
 
     alphas: per layer j < k, lower slopes (rows x n_j) in [0, 1] for the unstable neurons
     (alpha-CROWN); None takes CROWN's adaptive slopes."""
-    A = C @ torch.tensor(net.weights[k])  # coefficients on h^(k)
-    const = C @ torch.tensor(net.biases[k])
-    for j in range(k - 1, -1, -1):  # through relu of layer j+1, then its affine map
+    relax = []
+    for j in range(k):
         s_lo, s_up, i_up = (torch.tensor(a) for a in relu_relaxation(lower[j], upper[j]))
         if alphas is not None:
-            unstable = torch.tensor((lower[j] < 0) & (upper[j] > 0))
-            s_lo = torch.where(unstable, alphas[j], s_lo)
-        Ap, An = torch.relu(A), -torch.relu(-A)
-        const = const + Ap @ i_up
-        A = Ap * s_up + An * s_lo  # coefficients on g^(j+1)
-        const = const + A @ torch.tensor(net.biases[j])
-        A = A @ torch.tensor(net.weights[j])  # on h^(j), or on z when j == 0
+            s_lo = torch.where(torch.tensor((lower[j] < 0) & (upper[j] > 0)), alphas[j], s_lo)
+        relax.append((s_lo, s_up, i_up))
+    weights, biases = [torch.tensor(w) for w in net.weights[:k]], [torch.tensor(b) for b in net.biases[:k]]
+    A, const, _ = through_relaxations(C @ torch.tensor(net.weights[k]), C @ torch.tensor(net.biases[k]),
+                                      weights, biases, relax)
     return const + A @ torch.tensor(dom.x) + support_torch(A, dom)
 
 

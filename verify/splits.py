@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from .bounds import WIDEN, Bounds, relu_relaxation
+from .bounds import WIDEN, Bounds, relu_relaxation, through_relaxations
 from .network import ReluNetwork
 from .polytope import regions_of_patterns
 
@@ -95,22 +95,15 @@ class _Tensors:
         the box maximisers (B, d) if asked, else None): back-substitution of c.f - sum beta sigma g,
         then max over the box of A z = A mid + |A| rad (two products, faster than forming z)."""
         B = sigma[0].shape[0]
-        A = self.cW.expand(B, -1)
-        const = torch.full((B,), self.cb, dtype=A.dtype)
-        coeffs = []
-        for j in range(len(self.W) - 2, -1, -1):
-            s_up, i_up, unstable, active = relax[j]
-            s_lo = torch.where(unstable, alpha[j].to(A.dtype), active.to(A.dtype))
-            coeffs.append(A)
-            Ap, An = A.clamp(min=0), A.clamp(max=0)
-            const = const + (Ap * i_up).sum(dim=1)
-            A = Ap * s_up + An * s_lo - beta[j].to(A.dtype) * sigma[j]  # on g^(j+1)
-            const = const + A @ self.b[j]
-            A = A @ self.W[j]
+        slopes = [(torch.where(unstable, a.to(self.lo.dtype), active.to(self.lo.dtype)), s_up, i_up)
+                  for (s_up, i_up, unstable, active), a in zip(relax, alpha)]
+        extra = [-b.to(self.lo.dtype) * s for b, s in zip(beta, sigma)]
+        A, const, coeffs = through_relaxations(self.cW.expand(B, -1), torch.full((B,), self.cb, dtype=self.lo.dtype),
+                                               self.W[:-1], self.b[:-1], slopes, extra)
         if maximisers:
             z = torch.where(A > 0, self.hi, self.lo)
-            return const + (A * z).sum(dim=1), coeffs[::-1], z
-        return const + A @ self.mid + A.abs() @ self.rad, coeffs[::-1], None
+            return const + (A * z).sum(dim=1), coeffs, z
+        return const + A @ self.mid + A.abs() @ self.rad, coeffs, None
 
 
 class SplitSearch:
