@@ -180,7 +180,7 @@ def through_relaxations(A: torch.Tensor, const: torch.Tensor, weights, biases, r
         const = const + (Ap * i_up).sum(dim=-1)
         A = Ap * s_up + An * s_lo  # coefficients on g^(j+1)
         if extra is not None:
-            A = A.add_(extra[j])  # in place: A is a fresh sum here
+            A.add_(extra[j])  # in place: A is a fresh sum here
         const = const + A @ biases[j]
         A = A @ weights[j]  # on h^(j), or on the input when j == 0
     return A, const, coeffs[::-1]

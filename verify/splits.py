@@ -93,17 +93,16 @@ class _Tensors:
     def bound(self, sigma, relax, alpha, beta, maximisers: bool = False):
         """(upper bounds (B,), per layer the coefficients on h^(j+1) before its relaxation,
         the box maximisers (B, d) if asked, else None): back-substitution of c.f - sum beta sigma g,
-        then max over the box of A z = A mid + |A| rad (two products, faster than forming z)."""
+        then max over the box of A z = A mid + |A| rad (two products; z itself is formed only when
+        asked)."""
         B = sigma[0].shape[0]
         slopes = [(torch.where(unstable, a.to(self.lo.dtype), active.to(self.lo.dtype)), s_up, i_up)
                   for (s_up, i_up, unstable, active), a in zip(relax, alpha)]
         extra = [-b.to(self.lo.dtype) * s for b, s in zip(beta, sigma)]
         A, const, coeffs = through_relaxations(self.cW.expand(B, -1), torch.full((B,), self.cb, dtype=self.lo.dtype),
                                                self.W[:-1], self.b[:-1], slopes, extra)
-        if maximisers:
-            z = torch.where(A > 0, self.hi, self.lo)
-            return const + (A * z).sum(dim=1), coeffs, z
-        return const + A @ self.mid + A.abs() @ self.rad, coeffs, None
+        z = torch.where(A > 0, self.hi, self.lo) if maximisers else None
+        return const + A @ self.mid + A.abs() @ self.rad, coeffs, z
 
 
 class SplitSearch:
