@@ -30,6 +30,7 @@ class Decision:
     unstable: int = 0
     searches: int = 0
     nodes: int = 0
+    open_targets: tuple[int, ...] = ()  # a timeout: the targets the search had neither proven nor refuted
 
 
 def _valid(net: ReluNetwork, prop: Property, z) -> bool:
@@ -43,7 +44,8 @@ def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2
         took = time.perf_counter() - start
         if took > time_limit:  # an answer after the time-out does not count
             answer, z, stage = "timeout", None, ""
-        return Decision(answer, z, took, stage, *((v.unstable, v.searches, v.nodes) if v else ()))
+        counts = (v.unstable, v.searches, v.nodes, tuple(v.open_targets) if answer == "timeout" else ()) if v else ()
+        return Decision(answer, z, took, stage, *counts)
 
     z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets)
     if _valid(net, prop, z):

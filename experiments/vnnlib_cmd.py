@@ -37,7 +37,7 @@ def run(args) -> int:
     d = decide(net, prop, args.time_limit, method=args.method)
     print(f"{args.net.name} {args.prop.name}: {d.answer} after {d.time_s:.2f} s"
           f"{' by ' + d.stage if d.stage else ''} ({d.unstable} unstable ReLUs, {d.searches} target searches, "
-          f"{d.nodes} nodes)")
+          f"{d.nodes} nodes{'; open targets: ' + ' '.join(map(str, d.open_targets)) if d.open_targets else ''})")
     if d.answer == "sat" and args.counterexample:
         write_counterexample(args.counterexample, d.counterexample, net.forward(d.counterexample))
         print(f"counterexample written to {args.counterexample}")

@@ -97,3 +97,20 @@ def test_verify_box_methods_agree():
             assert v.verdict == ("sat" if whole > 0 else "unsat")
             if v.verdict == "sat":
                 assert check_counterexample(net, prop, v.point)
+
+
+def test_a_timeout_names_the_open_targets():
+    """With no time left for the searches, the targets the bounds leave open are reported open
+    (one search each); with time, the same boxes are decided and none is left open (a sat
+    search stops the others)."""
+    reported = 0
+    for net, prop, t, m in CASES[:12]:
+        v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 1e-9, jobs=1)
+        assert v.verdict == "unknown" or (v.verdict == "unsat" and v.searches == 0)
+        assert v.open_targets == sorted(v.open_targets) and set(v.open_targets) <= set(prop.targets)
+        assert len(v.open_targets) == v.searches
+        reported += len(v.open_targets) > 0
+        done = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1)
+        assert done.verdict in ("sat", "unsat") and done.open_targets == []
+        assert done.searches == v.searches if done.verdict == "unsat" else done.searches <= v.searches  # sat stops early
+    assert reported >= 6

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class BoxVerdict:
     searches: int = 0  # targets searched after the bounds (MILPs or split searches)
     nodes: int = 0  # nodes bounded by the split searches
     time_s: float = 0.0
+    open_targets: list[int] = field(default_factory=list)  # unknown: the targets neither proven nor refuted
 
 
 def margin(net: ReluNetwork, z: np.ndarray, label: int, targets) -> float:
@@ -148,7 +149,9 @@ def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: in
                 break
             if verdict == "unknown":
                 out.verdict = "unknown"
+                out.open_targets.append(t)
                 if z is not None:
                     out.point, out.target = z, t
+    out.open_targets.sort()
     out.time_s = time.perf_counter() - start
     return out
