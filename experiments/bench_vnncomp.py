@@ -7,7 +7,8 @@ DIR (default: ../shared/benchmarks/vnncomp2021-mnistfc beside the project, or $M
 holds the ONNX networks, the .vnnlib properties and mnistfc_instances.csv (network, property,
 time-out); its files are read in place, never copied. One CSV row per instance, written as it
 finishes (resumable): answer (sat / unsat / timeout), time, what decided it, the time limit it
-ran with, for a timeout the targets still open (neither proven nor refuted); a `sat` answer's counterexample goes to OUT_counterexamples/ (VNN-COMP format).
+ran with, for a timeout the targets searched and still open and those never reached; a `sat`
+answer's counterexample goes to OUT_counterexamples/ (VNN-COMP format).
 --cap runs each instance with min(time-out, cap): a quick first pass over all instances; a
 later run with a larger cap (or none) re-runs only the instances that timed out under a
 smaller limit (or with the other --method), from scratch, and replaces their rows, so every
@@ -42,8 +43,10 @@ from .machine import machine
 from .vnncomp import decide, linf_attack
 
 COLUMNS = ["network", "property", "eps", "timeout_s", "limit_s", "method", "answer", "time_s", "stage", "unstable", "searches",
-           "nodes", "open_targets",
+           "nodes", "open_targets", "unreached_targets",
            "dstar_status", "dstar", "dstar_lower", "dstar_upper", "dstar_time_s"]
+
+TARGET_LISTS = {"open_targets": str, "unreached_targets": str}  # "3 7": read as text, not as a number
 
 
 def default_dir() -> Path:
@@ -112,8 +115,9 @@ def _write(out: Path, old: pd.DataFrame, row: dict) -> pd.DataFrame:
 
 def instance_table(frame: pd.DataFrame) -> str:
     """One line per instance (grouped by network, in the order they were run): answer, time, the
-    time limit and search method it ran with, what decided it (for a timeout: the targets left
-    open, '?' in rows written before they were recorded), and d* (or its bounds) where computed."""
+    time limit and search method it ran with, what decided it (for a timeout: the targets
+    searched and left open and those not reached, '?' in rows written before they were
+    recorded), and d* (or its bounds) where computed."""
     lines = ["| network | property | answer | time (s) | limit (s) | search | decided by / open targets | d* (Linf) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in frame.sort_values("network", kind="stable").itertuples():
@@ -125,7 +129,8 @@ def instance_table(frame: pd.DataFrame) -> str:
             dstar = "-"
         stage = r.stage if isinstance(r.stage, str) else ""
         if r.answer == "timeout":
-            stage = f"open: {r.open_targets}" if isinstance(r.open_targets, str) else "open: ?"
+            stage = (f"open: {r.open_targets}" + (f"; not reached: {r.unreached_targets}" if isinstance(r.unreached_targets, str) else "")
+                     if isinstance(r.open_targets, str) else "open: ?")
         lines.append(f"| {r.network.removesuffix('.onnx')} | {r.property.removesuffix('.vnnlib')} | {r.answer} | "
                      f"{r.time_s:.1f} | {r.limit_s:g} | {r.method} | {stage} | {dstar} |")
     return "\n".join(lines)
@@ -135,7 +140,7 @@ def run(args) -> int:
     folder = args.benchmark or default_dir()
     todo = [i for i in instances(folder) if any(n in i[0] for n in args.nets)
             and (args.props is None or any(q in i[1] for q in args.props))]
-    old = pd.read_csv(args.out, dtype={"open_targets": str}) if args.out.exists() else pd.DataFrame(columns=COLUMNS)
+    old = pd.read_csv(args.out, dtype=TARGET_LISTS) if args.out.exists() else pd.DataFrame(columns=COLUMNS)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     nets: dict[str, ReluNetwork] = {}
     load = lambda f: nets.setdefault(f, ReluNetwork.load(folder / f))  # noqa: E731
@@ -156,7 +161,8 @@ def run(args) -> int:
         old = _write(args.out, old, dict(network=net_file, property=prop_file, eps=prop.eps, timeout_s=timeout,
                                          limit_s=limit, method=args.method, answer=d.answer, time_s=round(d.time_s, 3),
                                          stage=d.stage, unstable=d.unstable, searches=d.searches, nodes=d.nodes,
-                                         open_targets=" ".join(map(str, d.open_targets)) or "none" * (d.answer == "timeout")))
+                                         open_targets=" ".join(map(str, d.open_targets)) or "none" * (d.answer == "timeout"),
+                                         unreached_targets=" ".join(map(str, d.unreached_targets))))
     if args.dstar:
         old = _dstars(args, folder, todo, old, load, limit_of, current)
     print(f"\n{summary(old[old.network.str.contains('|'.join(args.nets))])}\n\nmachine: {machine()}")

@@ -30,7 +30,8 @@ class Decision:
     unstable: int = 0
     searches: int = 0
     nodes: int = 0
-    open_targets: tuple[int, ...] = ()  # a timeout: the targets the search had neither proven nor refuted
+    open_targets: tuple[int, ...] = ()  # a timeout: the targets searched and neither proven nor refuted
+    unreached_targets: tuple[int, ...] = ()  # a timeout: the targets whose search had no time to start
 
 
 def _valid(net: ReluNetwork, prop: Property, z) -> bool:
@@ -44,7 +45,8 @@ def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2
         took = time.perf_counter() - start
         if took > time_limit:  # an answer after the time-out does not count
             answer, z, stage = "timeout", None, ""
-        counts = (v.unstable, v.searches, v.nodes, tuple(v.open_targets) if answer == "timeout" else ()) if v else ()
+        left = (tuple(v.open_targets), tuple(v.unreached_targets)) if v and answer == "timeout" else ((), ())
+        counts = (v.unstable, v.searches, v.nodes, *left) if v else ()
         return Decision(answer, z, took, stage, *counts)
 
     z = pgd_box(net, prop.lower, prop.upper, prop.label, prop.targets)

@@ -35,9 +35,11 @@ def run(args) -> int:
         raise InputError(f"{args.prop} has {prop.n_inputs} inputs and {prop.n_outputs} outputs; "
                          f"{args.net} is {net!r}")
     d = decide(net, prop, args.time_limit, method=args.method)
+    left = "".join(f"; {what}: {' '.join(map(str, ts))}" for what, ts in
+                   (("open targets", d.open_targets), ("not reached", d.unreached_targets)) if ts)
     print(f"{args.net.name} {args.prop.name}: {d.answer} after {d.time_s:.2f} s"
           f"{' by ' + d.stage if d.stage else ''} ({d.unstable} unstable ReLUs, {d.searches} target searches, "
-          f"{d.nodes} nodes{'; open targets: ' + ' '.join(map(str, d.open_targets)) if d.open_targets else ''})")
+          f"{d.nodes} nodes{left})")
     if d.answer == "sat" and args.counterexample:
         write_counterexample(args.counterexample, d.counterexample, net.forward(d.counterexample))
         print(f"counterexample written to {args.counterexample}")

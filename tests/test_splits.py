@@ -99,18 +99,33 @@ def test_verify_box_methods_agree():
                 assert check_counterexample(net, prop, v.point)
 
 
-def test_a_timeout_names_the_open_targets():
-    """With no time left for the searches, the targets the bounds leave open are reported open
-    (one search each); with time, the same boxes are decided and none is left open (a sat
-    search stops the others)."""
+def test_a_timeout_names_the_targets_not_reached():
+    """With no time left for the searches, the targets the bounds leave open are reported not
+    reached (and none searched); with time, the same boxes are decided, each of those targets
+    searched (a sat search stops the others), none left open."""
     reported = 0
     for net, prop, t, m in CASES[:12]:
         v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 1e-9, jobs=1)
-        assert v.verdict == "unknown" or (v.verdict == "unsat" and v.searches == 0)
-        assert v.open_targets == sorted(v.open_targets) and set(v.open_targets) <= set(prop.targets)
-        assert len(v.open_targets) == v.searches
-        reported += len(v.open_targets) > 0
+        assert v.searches == 0 and v.open_targets == []
+        assert v.verdict == ("unknown" if v.unreached_targets else "unsat")
+        assert v.unreached_targets == sorted(v.unreached_targets) and set(v.unreached_targets) <= set(prop.targets)
+        reported += len(v.unreached_targets) > 0
         done = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1)
-        assert done.verdict in ("sat", "unsat") and done.open_targets == []
-        assert done.searches == v.searches if done.verdict == "unsat" else done.searches <= v.searches  # sat stops early
+        assert done.verdict in ("sat", "unsat") and done.open_targets == done.unreached_targets == []
+        n = len(v.unreached_targets)
+        assert done.searches == n if done.verdict == "unsat" else 1 <= done.searches <= n
     assert reported >= 6
+
+
+def test_verify_box_sorts_its_targets_into_open_and_not_reached(monkeypatch):
+    """The bookkeeping of a timeout: a search that ran out of time leaves its target open, one
+    that never started counts as not reached and not as a search."""
+    from minadv.verify import decide as decide_module
+
+    def searches(args, targets, jobs, quick):
+        yield from [(2, "safe", None, 4), (1, "unknown", None, 5), (0, "unreached", None, 0), (3, "unreached", None, 0)]
+
+    monkeypatch.setattr(decide_module, "_searches", searches)
+    net, prop, *_ = CASES[0]
+    v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1)
+    assert (v.verdict, v.open_targets, v.unreached_targets, v.searches, v.nodes) == ("unknown", [1], [0, 3], 2, 9)

@@ -7,6 +7,7 @@ import torch
 from bruteforce import interval_signs, max_margin_in_box
 from conftest import random_net
 from minadv.attacks.pgd import pgd_box
+from minadv.experiments.bench_vnncomp import TARGET_LISTS
 from minadv.experiments.cli import main
 from minadv.experiments.vnncomp import decide
 from minadv.verify import (
@@ -135,24 +136,25 @@ def test_vnnlib_command_unsat(tmp_path, capsys):
 
 def test_a_timeout_names_the_open_targets(tmp_path, capsys):
     """An instance the bounds leave open, run with no time for the search: `minadv vnnlib` says
-    timeout and which targets are open, and the benchmark records them in its CSV and table."""
+    timeout and that its open targets were not reached, and the benchmark records them in its
+    CSV and table."""
     net = random_net([4, 8, 6, 3], seed=5, scale=2.5)  # a robust box where alpha-CROWN leaves two targets open
     x0 = np.random.default_rng(5).uniform(0.2, 0.8, 4)
     prop = Property.ball(x0, 0.25, net.predict(x0), 3)
     assert max_margin_in_box(net, prop.lower, prop.upper, prop.label) < 0
-    open_ = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 1e-9, jobs=1).open_targets
+    open_ = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 1e-9, jobs=1).unreached_targets
     assert len(open_) == 2
     _save(net, tmp_path / "n.pt")
     write_vnnlib(prop, tmp_path / "p.vnnlib")
     assert main(["vnnlib", str(tmp_path / "n.pt"), str(tmp_path / "p.vnnlib"), "--time-limit", "1e-6"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == "timeout" and f"open targets: {' '.join(map(str, open_))})" in out[0]
+    assert out[-1] == "timeout" and out[0].endswith(f"0 nodes; not reached: {' '.join(map(str, open_))})")
     (tmp_path / "mnistfc_instances.csv").write_text("n.pt,p.vnnlib,120\n")
     res = tmp_path / "res.csv"
     assert main(["bench", "vnncomp", "--benchmark", str(tmp_path), "--nets", "n.pt", "--out", str(res), "--cap", "1e-6"]) == 0
-    row = pd.read_csv(res, dtype={"open_targets": str}).iloc[0]
-    assert row.answer == "timeout" and row.open_targets == " ".join(map(str, open_))
-    assert f"| open: {row.open_targets} |" in (tmp_path / "res.md").read_text()
+    row = pd.read_csv(res, dtype=TARGET_LISTS).iloc[0]
+    assert (row.answer, row.open_targets, row.unreached_targets) == ("timeout", "none", " ".join(map(str, open_)))
+    assert f"| open: none; not reached: {row.unreached_targets} |" in (tmp_path / "res.md").read_text()
 
 
 def test_vnnlib_command_refuses_bad_input(tmp_path, capsys):

@@ -44,10 +44,11 @@ class BoxVerdict:
     point: np.ndarray | None = None  # sat: a float64-checked point of the box; unknown: a near miss, if any
     target: int = -1
     unstable: int = 0
-    searches: int = 0  # targets searched after the bounds (MILPs or split searches)
+    searches: int = 0  # targets searched after the bounds (MILPs or split searches), unreached ones not counted
     nodes: int = 0  # nodes bounded by the split searches
     time_s: float = 0.0
-    open_targets: list[int] = field(default_factory=list)  # unknown: the targets neither proven nor refuted
+    open_targets: list[int] = field(default_factory=list)  # unknown: searched, neither proven nor refuted
+    unreached_targets: list[int] = field(default_factory=list)  # unknown: the time ran out before their search
 
 
 def margin(net: ReluNetwork, z: np.ndarray, label: int, targets) -> float:
@@ -64,9 +65,9 @@ class _TargetSearch:
             self.model, self.logits = TjengModel(net, dom, bounds, 1.0).build_prefix(net.n_hidden_layers)
 
     def __call__(self, t: int) -> tuple[int, str, np.ndarray | None, int]:
-        """(t, 'safe' | 'sat' | 'unknown', point, nodes)."""
+        """(t, 'safe' | 'sat' | 'unknown' | 'unreached' (no time left to start), point, nodes)."""
         if self.deadline - time.time() <= 0:
-            return t, "unknown", None, 0
+            return t, "unreached", None, 0
         if self.method == "splits":
             c = np.zeros(self.net.n_outputs)
             c[t], c[self.label] = 1.0, -1.0
@@ -113,7 +114,7 @@ def _searches(args: tuple, targets: list[int], jobs: int, quick: float):
             here = _TargetSearch(net, dom, bounds, label, min(deadline, time.time() + quick), method)
             while targets:
                 t, verdict, z, nodes = here(targets[0])
-                if verdict == "unknown" and time.time() >= here.deadline:
+                if verdict in ("unknown", "unreached") and time.time() >= here.deadline:
                     break
                 yield t, verdict, z, nodes
                 targets.pop(0)
@@ -138,10 +139,14 @@ def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: in
     C[:, label] -= 1.0
     _, hi = optimized_bounds(net, dom, list(bounds.lower), list(bounds.upper), C, net.n_hidden_layers, iters=iters)
     out = BoxVerdict("unsat", unstable=bounds.n_unstable)
-    open_targets = [t for t, h in sorted(zip(targets, hi), key=lambda p: -p[1]) if h >= 0]
+    to_search = [t for t, h in sorted(zip(targets, hi), key=lambda p: -p[1]) if h >= 0]
     args = (net, dom, bounds, label, deadline, method)
-    with closing(_searches(args, open_targets, jobs, quick)) as results:
+    with closing(_searches(args, to_search, jobs, quick)) as results:
         for t, verdict, z, nodes in results:
+            if verdict == "unreached":
+                out.verdict = "unknown"
+                out.unreached_targets.append(t)
+                continue
             out.searches += 1
             out.nodes += nodes
             if verdict == "sat":
@@ -153,5 +158,6 @@ def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: in
                 if z is not None:
                     out.point, out.target = z, t
     out.open_targets.sort()
+    out.unreached_targets.sort()
     out.time_s = time.perf_counter() - start
     return out
