@@ -113,6 +113,12 @@ def _write(out: Path, old: pd.DataFrame, row: dict) -> pd.DataFrame:
     return new
 
 
+def _listed(targets, answer: str) -> str:
+    """'3 7'; for a timeout with none, 'none' (an empty cell marks rows written before the
+    column existed)."""
+    return " ".join(map(str, targets)) or ("none" if answer == "timeout" else "")
+
+
 def instance_table(frame: pd.DataFrame) -> str:
     """One line per instance (grouped by network, in the order they were run): answer, time, the
     time limit and search method it ran with, what decided it (for a timeout: the targets
@@ -128,9 +134,12 @@ def instance_table(frame: pd.DataFrame) -> str:
         else:
             dstar = "-"
         stage = r.stage if isinstance(r.stage, str) else ""
-        if r.answer == "timeout":
-            stage = (f"open: {r.open_targets}" + (f"; not reached: {r.unreached_targets}" if isinstance(r.unreached_targets, str) else "")
-                     if isinstance(r.open_targets, str) else "open: ?")
+        if r.answer == "timeout" and not isinstance(r.open_targets, str):
+            stage = "open: ?"
+        elif r.answer == "timeout":
+            stage = f"open: {r.open_targets}"
+            if isinstance(r.unreached_targets, str):
+                stage += f"; not reached: {r.unreached_targets}"
         lines.append(f"| {r.network.removesuffix('.onnx')} | {r.property.removesuffix('.vnnlib')} | {r.answer} | "
                      f"{r.time_s:.1f} | {r.limit_s:g} | {r.method} | {stage} | {dstar} |")
     return "\n".join(lines)
@@ -161,7 +170,7 @@ def run(args) -> int:
         old = _write(args.out, old, dict(network=net_file, property=prop_file, eps=prop.eps, timeout_s=timeout,
                                          limit_s=limit, method=args.method, answer=d.answer, time_s=round(d.time_s, 3),
                                          stage=d.stage, unstable=d.unstable, searches=d.searches, nodes=d.nodes,
-                                         open_targets=" ".join(map(str, d.open_targets)) or "none" * (d.answer == "timeout"),
+                                         open_targets=_listed(d.open_targets, d.answer),
                                          unreached_targets=" ".join(map(str, d.unreached_targets))))
     if args.dstar:
         old = _dstars(args, folder, todo, old, load, limit_of, current)

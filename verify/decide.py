@@ -114,8 +114,8 @@ def _searches(args: tuple, targets: list[int], jobs: int, quick: float):
             here = _TargetSearch(net, dom, bounds, label, min(deadline, time.time() + quick), method)
             while targets:
                 t, verdict, z, nodes = here(targets[0])
-                if verdict in ("unknown", "unreached") and time.time() >= here.deadline:
-                    break
+                if verdict in ("unknown", "unreached") and time.time() >= here.deadline < deadline:
+                    break  # the quick phase is over, not the time: this target and the rest go to the workers
                 yield t, verdict, z, nodes
                 targets.pop(0)
         if targets:
