@@ -131,9 +131,9 @@ def test_a_row_without_its_point_is_not_done_when_points_are_kept(tmp_path):
 
 
 def _hold(path, ready, release):
-    with ResultStore(path, path.with_suffix(".npz")):
-        ready.set()
-        release.wait(30)
+    ResultStore(path, path.with_suffix(".npz"))  # held until this process ends
+    ready.set()
+    release.wait(30)
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_file(tmp_path):
