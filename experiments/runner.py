@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import signal
+import threading
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -132,7 +133,7 @@ def run_many(
         work, args = _job, [(net, i, method, p, options) for i in todo]
     bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
     try:
-        with spawn_pool(jobs, _ignore_sigint) if jobs > 1 and len(args) > 1 else _Serial() as pool:
+        with _pool(jobs) if jobs > 1 and len(args) > 1 else _Serial() as pool:
             for pairs in pool.imap_unordered(work, args):
                 for image, result in pairs if batch > 1 else [pairs]:
                     rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image]),
@@ -146,9 +147,22 @@ def run_many(
     return rows
 
 
+def _pool(jobs: int):
+    """spawn_pool whose workers ignore Ctrl-C: a terminal sends SIGINT to the whole process group,
+    and the parent handles it (the pool's exit ends the workers); otherwise each worker prints
+    its own traceback. Ignored in this process while the workers start, since an ignored SIGINT
+    stays ignored across the spawn's exec and Python then leaves it so (a Ctrl-C while they
+    import torch); and by each worker's initializer (a pool started outside the main thread)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    try:
+        return spawn_pool(jobs, _ignore_sigint)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C (sent to the whole process group) to the parent, which ends
-    them; otherwise each would print its own traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
