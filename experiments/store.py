@@ -96,16 +96,19 @@ def _unlock(key: str) -> None:
 
 
 def _replace(path: Path, write) -> None:
-    """write(binary file) to a temporary beside `path`, fsync, then move it over `path` atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """write(binary file) to a temporary beside `path`, fsync, then move it over `path` atomically
+    (the new file keeps the old one's permissions)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -94,6 +94,18 @@ def test_a_rerun_of_a_key_replaces_its_row_and_point(tmp_path):
     assert got == pytest.approx({(0, ""): 0.4, (1, ""): 0.6, (0, "steps=0"): 0.9})
 
 
+def test_rewritten_files_keep_their_permissions(tmp_path):
+    """The atomic rewrite makes a new file: it gets the old one's mode (a new .npz: the umask's)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with ResultStore(tmp_path / "r.csv", tmp_path / "adv.npz") as store:
+        store.append("N1", 0, _result(), np.zeros(4))
+        assert (tmp_path / "adv.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+        os.chmod(tmp_path / "r.csv", 0o640)
+        store.append("N1", 0, _result(value=0.4), np.zeros(4))  # replaces the row: a rewrite
+    assert (tmp_path / "r.csv").stat().st_mode & 0o777 == 0o640
+
+
 def test_an_older_file_reads_as_default_options_and_is_rewritten_to_the_current_layout(tmp_path):
     old = ("net,image,method,norm,status,value,lower,upper,gap,time_s,margin,pred,label,target,unstable,"
            "milp_solves,qp_solves,cut_rounds,nodes,regions,pruned,message\n"
