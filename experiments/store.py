@@ -60,6 +60,8 @@ def check_writable(*paths: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=path.parent):
                 pass
+            if path.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
             if path.exists() and not os.access(path, os.W_OK):
                 raise PermissionError(13, "Permission denied")
         except OSError as err:
@@ -265,8 +267,9 @@ class ResultStore:
 
     def append(self, net: str, image: int, result: Result, x: np.ndarray, label: int = -1, options: str = "",
                time_limit: float | None = None) -> dict:
-        """Store one finished, verified result: its point (if any, and if this store keeps
-        points), then its row, replacing the key's earlier row if there is one."""
+        """Store one finished, verified result: its point (if this store keeps points; a result
+        without one removes the key's earlier point), then its row, replacing the key's earlier
+        row if there is one."""
         row = {"net": net, "image": int(image), "label": int(label), "options": options,
                "time_limit": "" if time_limit is None else float(time_limit), **result.row()}
         row = {k: row.get(k, "") for k in COLUMNS}
@@ -274,6 +277,8 @@ class ResultStore:
         if self.npz_path is not None and result.x_adv is not None:
             self._points[key] = (np.asarray(x, dtype=np.float64).reshape(-1), result.x_adv.reshape(-1), result.pred)
             self._write_points()
+        elif self.npz_path is not None and self._points.pop(key, None) is not None:
+            self._write_points()  # the row it replaces had a point, the new one has none
         fields = [_text(row[c]) for c in COLUMNS]
         rewrite = key in self._rows or not self._layout_current
         self._rows[key] = fields

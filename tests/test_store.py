@@ -87,11 +87,14 @@ def test_a_rerun_of_a_key_replaces_its_row_and_point(tmp_path):
         store.append("N1", 1, _result(value=0.6), np.zeros(4))
         store.append("N1", 0, _result(value=0.4), np.zeros(4))
         store.append("N1", 0, _result(value=0.9), np.zeros(4), options="steps=0")
-    frame = pd.read_csv(tmp_path / "r.csv", keep_default_na=False)
-    assert list(zip(frame.image, frame.options, frame.value)) == [(0, "", 0.4), (1, "", 0.6), (0, "steps=0", 0.9)]
-    with np.load(tmp_path / "adv.npz") as z:
+        store.append("N1", 1, _result(status=Status.ERROR, value=np.nan, point=False), np.zeros(4))
+    frame = pd.read_csv(tmp_path / "r.csv", keep_default_na=False, na_values=["nan"])
+    assert list(zip(frame.image, frame.options, frame.status)) == [(0, "", "optimal"), (1, "", "error"),
+                                                                   (0, "steps=0", "optimal")]
+    assert frame.value.tolist()[::2] == [0.4, 0.9] and np.isnan(frame.value[1])
+    with np.load(tmp_path / "adv.npz") as z:  # image 1's point went with its row
         got = {(int(i), str(o)): np.linalg.norm(xa) for i, o, xa in zip(z["image"], z["options"], z["x_adv"])}
-    assert got == pytest.approx({(0, ""): 0.4, (1, ""): 0.6, (0, "steps=0"): 0.9})
+    assert got == pytest.approx({(0, ""): 0.4, (0, "steps=0"): 0.9})
 
 
 def test_rewritten_files_keep_their_permissions(tmp_path):
@@ -173,6 +176,8 @@ def test_outputs_that_cannot_be_written_fail_at_once(tmp_path):
         ResultStore(tmp_path / "file" / "r.csv")
     with pytest.raises(InputError, match="cannot write"):
         ResultStore(tmp_path / "r.csv", tmp_path / "file" / "adv.npz")
+    with pytest.raises(InputError, match="cannot write .*: Is a directory"):
+        ResultStore(tmp_path)
 
 
 # --- property tests: random kill points and two concurrent writers -----------------------------
@@ -188,9 +193,9 @@ def _append(store, key, value):
 
 
 def _value(key, writer=0):
-    """Distinct per key (and writer); None (no point) for one key in four."""
+    """Distinct per key and writer; None (no point) for one key in four, which depend on the writer."""
     net, image, method = key
-    return None if (image + len(method)) % 4 == 0 else 0.1 + image / 10 + len(method) / 100 + writer / 1000
+    return None if (image + len(method) + writer) % 4 == 0 else 0.1 + image / 10 + len(method) / 100 + writer / 1000
 
 
 def _check(csv, npz, expect_keys):
@@ -234,8 +239,9 @@ def test_truncating_the_csv_anywhere_loses_only_the_cut_row(tmp_path_factory, n,
     _check(csv, npz, KEYS[:n])
 
 
-def _writer(csv, npz, keys, writer, started=None, barrier=None):
-    """Take the store (waiting while another process holds it), append the keys not done."""
+def _writer(csv, npz, keys, writer, started=None, barrier=None, force=False):
+    """Take the store (waiting while another process holds it), append the keys not done (all
+    keys with force, replacing their rows)."""
     if started is not None:
         started.set()
     if barrier is not None:
@@ -248,18 +254,22 @@ def _writer(csv, npz, keys, writer, started=None, barrier=None):
             time.sleep(0.005)
     with store:
         for key in keys:
-            if not store.done(*key, "2"):
+            if force or not store.done(*key, "2"):
                 _append(store, key, _value(key, writer))
 
 
 @settings(max_examples=8, deadline=None)
-@given(delay=st.floats(0, 0.06))
-def test_a_writer_killed_at_any_moment_loses_nothing_finished(tmp_path_factory, delay):
+@given(delay=st.floats(0, 0.06), force=st.booleans())
+def test_a_writer_killed_at_any_moment_loses_nothing_finished(tmp_path_factory, delay, force):
+    """Killed while appending (or, with force, while replacing rows written before, some of
+    whose points go and some come): the rest run again gives every key once, with its point."""
     d = tmp_path_factory.mktemp("kill")
     csv, npz = d / "r.csv", d / "adv.npz"
+    if force:
+        _writer(csv, npz, KEYS, 1)
     ctx = mp.get_context("fork")
     started = ctx.Event()
-    proc = ctx.Process(target=_writer, args=(csv, npz, KEYS, 0, started))
+    proc = ctx.Process(target=_writer, args=(csv, npz, KEYS, 0, started, None, force))
     proc.start()
     started.wait(10)
     time.sleep(delay)
