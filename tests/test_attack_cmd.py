@@ -172,7 +172,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
     two worker processes, while they start (import torch) or once rows are written: one line, no
     traceback, exit 130; the rows kept are those in the file."""
     out = tmp_path / "r.csv"
-    cmd = [sys.executable, "-m", "minadv.experiments.cli", "exact", "--net", "N2", "--images", "0:50", "--jobs", "2",
+    cmd = [sys.executable, "-m", "minadv.experiments.cli", "exact", "--net", "N1", "--images", "0:50", "--jobs", "2",
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

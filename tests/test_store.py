@@ -258,7 +258,7 @@ def _writer(csv, npz, keys, writer, started=None, barrier=None, force=False):
                 _append(store, key, _value(key, writer))
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(delay=st.floats(0, 0.06), force=st.booleans())
 def test_a_writer_killed_at_any_moment_loses_nothing_finished(tmp_path_factory, delay, force):
     """Killed while appending (or, with force, while replacing rows written before, some of
@@ -279,7 +279,7 @@ def test_a_writer_killed_at_any_moment_loses_nothing_finished(tmp_path_factory, 
     _check(csv, npz, KEYS)
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(a=st.sets(st.sampled_from(KEYS), min_size=1), b=st.sets(st.sampled_from(KEYS), min_size=1))
 def test_two_concurrent_writers_neither_lose_nor_double_a_row(tmp_path_factory, a, b):
     d = tmp_path_factory.mktemp("two")
