@@ -16,10 +16,12 @@ def add_common(p, default_out: str) -> None:
     p.add_argument("--net", default="N1", help="N1, N2 or a path to a model file (.pt state_dict or .onnx)")
     p.add_argument("--onnx", type=Path, help="an ONNX network (same as --net PATH)")
     p.add_argument("--images", type=parse_images, default=parse_images("0:50"), help="test images, e.g. 0:50 or 3,7")
-    p.add_argument("--out", type=Path, default=Path(default_out), help="results CSV (one row per image; finished rows are kept)")
+    p.add_argument("--out", type=Path, default=Path(default_out),
+                   help="results CSV (one row per image; finished rows are kept)")
     p.add_argument("--save-adv", type=Path, help=".npz with arrays image, x, x_adv, pred")
     p.add_argument("--jobs", type=int, default=1, help="images in parallel (processes); default 1")
-    p.add_argument("--force", action="store_true", help="recompute images already in the results file (their rows are replaced)")
+    p.add_argument("--force", action="store_true",
+                   help="recompute images already in the results file (their rows are replaced)")
 
 
 def add_arguments(p) -> None:

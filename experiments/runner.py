@@ -141,7 +141,8 @@ def run_many(
                     bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
                     bar.update()
     except KeyboardInterrupt:  # the pool's exit has terminated its workers
-        raise Interrupted(f"interrupted; {len(store)} rows kept in {store.csv_path}; the same command resumes") from None
+        kept = f"{len(store)} rows kept in {store.csv_path}"
+        raise Interrupted(f"interrupted; {kept}; the same command resumes") from None
     finally:
         bar.close()
     return rows

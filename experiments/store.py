@@ -283,7 +283,8 @@ class ResultStore:
         rewrite = key in self._rows or not self._layout_current
         self._rows[key] = fields
         if rewrite:
-            _replace(self.csv_path, lambda fh: fh.write((HEADER + "".join(map(_csv_line, self._rows.values()))).encode()))
+            text = HEADER + "".join(map(_csv_line, self._rows.values()))
+            _replace(self.csv_path, lambda fh: fh.write(text.encode()))
             self._layout_current = True
         else:
             new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0

@@ -161,7 +161,8 @@ def test_a_second_run_on_the_same_results_file_exits_2(tmp_path, capsys, no_work
 
 def test_a_model_that_does_not_load_fails_before_the_progress_bar(tmp_path, capsys):
     """Item 14: the error alone on its line, no bar before it."""
-    assert main(["exact", "--net", str(tmp_path / "missing.pt"), "--images", "0", "--out", str(tmp_path / "r.csv")]) == 2
+    args = ["exact", "--net", str(tmp_path / "missing.pt"), "--images", "0", "--out", str(tmp_path / "r.csv")]
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("minadv exact: error:") and err.count("\n") == 1 and "%|" not in err
 
