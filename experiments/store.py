@@ -7,13 +7,15 @@ One run at a time: opening a store takes an exclusive `flock` on `<file>.lock` b
 and beside the .npz, held until `close()`; a second run (another process) gets an InputError
 naming the file (exit 2) instead of computing the same rows and overwriting the other's points.
 
-Writes, each complete before the next starts:
-- the point first (the whole .npz written to a temporary beside it, fsynced, moved over it with
-  `os.replace`, which is atomic), then the row: a row on disk always has its point, and a kill
-  between the two leaves a point whose row is missing, replaced when the row is computed again;
-- a new key: one appended line, flushed and fsynced; a key already there (--force, a retried
-  time_limit row, a row whose point was missing) or a file in an older column layout: the whole
-  file rewritten the same way as the .npz (temporary, fsync, os.replace).
+Writes, each complete before the next starts: a replaced row's point is removed, then the row
+is written, then its point, so that a point on disk always belongs to the row beside it; a
+kill in between leaves a row without its point, which `done` does not count as done while
+points are kept (it is computed again).
+- the .npz: written whole to a temporary beside it, fsynced, moved over it with `os.replace`
+  (atomic);
+- the CSV: a new key is one appended line, flushed and fsynced; a key already there (--force, a
+  retried time_limit row, a row whose point was missing) or a file in an older column layout:
+  the whole file rewritten as the .npz is (temporary, fsync, os.replace).
 
 `status` is the last column because no status is a prefix of another: a line cut anywhere ends
 in an empty or unknown status, so a last line without its newline is kept (the newline added)
@@ -267,18 +269,16 @@ class ResultStore:
 
     def append(self, net: str, image: int, result: Result, x: np.ndarray, label: int = -1, options: str = "",
                time_limit: float | None = None) -> dict:
-        """Store one finished, verified result: its point (if this store keeps points; a result
-        without one removes the key's earlier point), then its row, replacing the key's earlier
-        row if there is one."""
+        """Store one finished, verified result: the key's earlier point (if any) removed, then its
+        row (replacing the key's earlier row), then its point (if any, and if this store keeps
+        points)."""
         row = {"net": net, "image": int(image), "label": int(label), "options": options,
                "time_limit": "" if time_limit is None else float(time_limit), **result.row()}
         row = {k: row.get(k, "") for k in COLUMNS}
         key = self._key(*(row[k] for k in KEY))
-        if self.npz_path is not None and result.x_adv is not None:
-            self._points[key] = (np.asarray(x, dtype=np.float64).reshape(-1), result.x_adv.reshape(-1), result.pred)
-            self._write_points()
-        elif self.npz_path is not None and self._points.pop(key, None) is not None:
-            self._write_points()  # the row it replaces had a point, the new one has none
+        keep = self.npz_path is not None
+        if keep and self._points.pop(key, None) is not None:
+            self._write_points()  # the point of the row being replaced goes before that row
         fields = [_text(row[c]) for c in COLUMNS]
         rewrite = key in self._rows or not self._layout_current
         self._rows[key] = fields
@@ -292,6 +292,9 @@ class ResultStore:
                 fh.write((HEADER if new else "") + _csv_line(fields))
                 fh.flush()
                 os.fsync(fh.fileno())
+        if keep and result.x_adv is not None:
+            self._points[key] = (np.asarray(x, dtype=np.float64).reshape(-1), result.x_adv.reshape(-1), result.pred)
+            self._write_points()
         return row
 
     def _write_points(self) -> None:
