@@ -47,9 +47,9 @@ def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
 
 def run(args) -> int:
     options = parse_options(args.method, args.option, args.seed)
-    store = ResultStore(args.out, args.save_adv)
-    rows = run_many(net_spec(args), args.images, args.method, "2", store, options, jobs=args.jobs, force=args.force,
-                    batch=args.batch)
+    with ResultStore(args.out, args.save_adv) as store:
+        rows = run_many(net_spec(args), args.images, args.method, "2", store, options, jobs=args.jobs,
+                        force=args.force, batch=args.batch)
     found = [r for r in rows if r["status"] == "found"]
     if rows:
         norms = [r["value"] for r in found]

@@ -63,10 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a sub-command; bad input (InputError, NetworkError, VnnlibError, DataError, missing
-    files) ends with a one-line message on stderr and exit code 2."""
+    files) ends with a one-line message on stderr and exit code 2; Ctrl-C with one line and 130."""
     from minadv.verify import InputError, NetworkError, VnnlibError
 
     from .data import DataError
+    from .store import Interrupted
 
     args = build_parser().parse_args(argv)
     # minadv's tensors are small: one torch thread is fastest, and several threads spinning
@@ -77,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, NetworkError, VnnlibError, DataError, FileNotFoundError) as err:
         print(f"minadv {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"minadv {args.command}: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"minadv {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ def add_common(p, default_out: str) -> None:
     p.add_argument("--net", default="N1", help="N1, N2 or a path to a model file (.pt state_dict or .onnx)")
     p.add_argument("--onnx", type=Path, help="an ONNX network (same as --net PATH)")
     p.add_argument("--images", type=parse_images, default=parse_images("0:50"), help="test images, e.g. 0:50 or 3,7")
-    p.add_argument("--out", type=Path, default=Path(default_out), help="results CSV (appended; finished rows are kept)")
+    p.add_argument("--out", type=Path, default=Path(default_out),
+                   help="results CSV (one row per image; finished rows are kept)")
     p.add_argument("--save-adv", type=Path, help=".npz with arrays image, x, x_adv, pred")
     p.add_argument("--jobs", type=int, default=1, help="images in parallel (processes); default 1")
-    p.add_argument("--force", action="store_true", help="recompute images already in the results file")
+    p.add_argument("--force", action="store_true",
+                   help="recompute images already in the results file (their rows are replaced)")
 
 
 def add_arguments(p) -> None:
@@ -37,10 +39,11 @@ def net_spec(args) -> str:
 
 
 def run(args) -> int:
-    store = ResultStore(args.out, args.save_adv)
     options = {"time_limit": args.time_limit, "rel_gap": args.rel_gap, "method": args.method,
                "tightening": args.tightening}
-    rows = run_many(net_spec(args), args.images, "mip", args.norm, store, options, jobs=args.jobs, force=args.force)
+    with ResultStore(args.out, args.save_adv) as store:
+        rows = run_many(net_spec(args), args.images, "mip", args.norm, store, options, jobs=args.jobs,
+                        force=args.force)
     proven = sum(r["status"] == "optimal" for r in rows)
     print(f"{len(rows)} images solved now ({proven} proven optimal); results in {args.out}")
     return 0

@@ -37,9 +37,18 @@ def _panel(ax, curves: dict[str, np.ndarray], title: str) -> None:
     ax.legend(fontsize=8, loc="upper left")
 
 
+def _paths(folder: Path, name: str) -> list[Path]:
+    return [folder / f"{name}.png", folder / f"{name}.pdf"]
+
+
+def figure_paths(folder: Path) -> list[Path]:
+    """The files write_figures writes in folder."""
+    return _paths(folder, "figure1") + _paths(folder, "figure1_all_methods")
+
+
 def _save(fig: Figure, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    paths = _paths(folder, name)
     fig.savefig(paths[0], dpi=DPI)
     fig.savefig(paths[1])
     return paths

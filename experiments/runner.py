@@ -3,12 +3,15 @@
 `run_one(net, image, method, norm, options) -> Result` is a pure function of its
 (picklable) arguments, so a process pool runs it today and a cluster engine could run it
 later. `run_many` skips what the store already holds, runs the rest (in `jobs` processes)
-and appends each row as soon as it is finished and verified.
+and stores each row as soon as it is finished and verified.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import signal
+import threading
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -18,9 +21,12 @@ from tqdm import tqdm
 
 from .data import mnist
 from .models import load
-from .store import ResultStore
+from .store import Interrupted, ResultStore
 
 EXACT_METHODS = ("mip",)
+# options that bound the effort, not the answer: not part of a row's key; a `time_limit` row is
+# run again when a later run allows more time
+BUDGETS = ("time_limit",)
 
 
 def method_names() -> list[str]:
@@ -46,6 +52,20 @@ def make_method(method: str, norm, options: dict | None = None) -> Callable[[Rel
     if attack.norm != p:
         raise ValueError(f"{method} is an L{norm_name(attack.norm)} attack; asked for L{norm_name(p)}")
     return attack.run
+
+
+def options_key(method: str, options: dict | None) -> str:
+    """The row key's `options`: the method's options that differ from its defaults, sorted, as
+    'name=repr(value)' joined by spaces ('' for the defaults), budgets left out."""
+    if method in EXACT_METHODS:
+        from minadv.verify.exact import minimal_perturbation as fn
+    else:
+        from minadv.attacks import ATTACKS
+
+        fn = ATTACKS[method]
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+    return " ".join(f"{k}={v!r}" for k, v in sorted((options or {}).items())
+                    if k not in BUDGETS and (k not in defaults or defaults[k] != v))
 
 
 @functools.lru_cache(maxsize=8)
@@ -82,14 +102,17 @@ def run_many(
     net_label: str | None = None,
     batch: int | None = None,
 ) -> list[dict]:
-    """Run `method` on every image not yet in `store`, appending each row as it finishes;
+    """Run `method` on every image (each once) whose row `store` lacks or must redo (--force; a
+    missing point; a `time_limit` row given more time), storing each row as it finishes;
     batch > 1 (attacks only) hands up to `batch` images at a time to `Attack.run_batch` (rows
     are written per batch), split over the `jobs` processes. Default: 50 for attacks that
     batch (`Attack.batched`: CW, DeepFool), else 1."""
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work
-    todo = [i for i in images if force or not store.has(label, i, method, p)]
+    key, limit = options_key(method, options), (options or {}).get("time_limit")
+    images = list(dict.fromkeys(images))  # each image once, in the order asked
+    todo = [i for i in images if force or not store.done(label, i, method, p, key, limit)]
     if batch is None:
         from minadv.attacks import ATTACKS
 
@@ -100,21 +123,48 @@ def run_many(
         if method not in ATTACKS:
             raise ValueError(f"only attacks run in batches; {method!r} is not one")
     split = _test_split()
+    if todo:
+        _network(net)  # a model that does not load fails here, before the progress bar is drawn
     rows: list[dict] = []
-    bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
     if batch > 1:  # e.g. 50 CW images on 2 cores: two batches of 25 at once
         size = max(1, min(batch, -(-len(todo) // max(jobs, 1))))
         work, args = _batch_job, [(net, todo[k : k + size], method, options) for k in range(0, len(todo), size)]
     else:
         work, args = _job, [(net, i, method, p, options) for i in todo]
-    with (spawn_pool(jobs) if jobs > 1 and len(args) > 1 else _Serial()) as pool:
-        for pairs in pool.imap_unordered(work, args):
-            for image, result in pairs if batch > 1 else [pairs]:
-                rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image])))
-                bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
-                bar.update()
-    bar.close()
+    bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
+    try:
+        with _pool(jobs) if jobs > 1 and len(args) > 1 else _Serial() as pool:
+            for pairs in pool.imap_unordered(work, args):
+                for image, result in pairs if batch > 1 else [pairs]:
+                    rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image]),
+                                             options=key, time_limit=limit))
+                    bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
+                    bar.update()
+    except KeyboardInterrupt:  # the pool's exit has terminated its workers
+        kept = f"{len(store)} rows kept in {store.csv_path}"
+        raise Interrupted(f"interrupted; {kept}; the same command resumes") from None
+    finally:
+        bar.close()
     return rows
+
+
+def _pool(jobs: int):
+    """spawn_pool whose workers ignore Ctrl-C: a terminal sends SIGINT to the whole process group,
+    and the parent handles it (the pool's exit ends the workers); otherwise each worker prints
+    its own traceback. Ignored in this process while the workers start, since an ignored SIGINT
+    stays ignored across the spawn's exec and Python then leaves it so (a Ctrl-C while they
+    import torch); and by each worker's initializer (a pool started outside the main thread)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    try:
+        return spawn_pool(jobs, _ignore_sigint)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _batch_job(args) -> list[tuple[int, Result]]:

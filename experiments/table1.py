@@ -15,8 +15,6 @@ from pathlib import Path
 import pandas as pd
 from minadv.verify import REL_GAP, Status
 
-from .store import KEY
-
 REFERENCE = "mip"
 MATCHED = 1 + REL_GAP  # a ratio up to this counts as the optimum found (the solver's own tolerance)
 ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw")
@@ -46,8 +44,8 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     a proven optimum, with columns `optimum` (the mip value) and `ratio` = value / optimum.
 
     Raises BelowOptimumError, listing the rows, on any ratio below 1 - REL_GAP."""
-    if frame.duplicated(list(KEY)).any():
-        raise ValueError("several rows for one (net, image, method, norm): pass ResultStore.latest()")
+    if frame.duplicated(["net", "image", "method", "norm"]).any():
+        raise ValueError("several rows for one (net, image, method, norm): keep those of one options setting")
     proven = frame[(frame.method == REFERENCE) & (frame.status == Status.OPTIMAL)]
     proven = proven[["net", "image", "norm", "value"]].rename(columns={"value": "optimum"})
     out = frame[frame.value.notna()].merge(proven, on=["net", "image", "norm"])
@@ -121,10 +119,15 @@ def to_latex(table: pd.DataFrame) -> str:
     return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
-def write_tables(table: pd.DataFrame, folder: Path, note: str = "") -> list[Path]:
+def table_paths(folder: Path) -> list[Path]:
     """folder/table1.md, table1.csv and table1.tex."""
+    return [folder / "table1.md", folder / "table1.csv", folder / "table1.tex"]
+
+
+def write_tables(table: pd.DataFrame, folder: Path, note: str = "") -> list[Path]:
+    """The table as Markdown, CSV and LaTeX at table_paths(folder)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "table1.md", folder / "table1.csv", folder / "table1.tex"]
+    paths = table_paths(folder)
     paths[0].write_text(to_markdown(table, note))
     table.to_csv(paths[1], index=False)
     paths[2].write_text(to_latex(table))

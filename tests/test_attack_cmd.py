@@ -1,9 +1,18 @@
 """`minadv attack`: the results CSV and .npz of `minadv exact`, resumable, failures without points."""
 
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import minadv.experiments.runner as runner
 import numpy as np
 import pandas as pd
+import pytest
 from minadv.experiments.cli import main
-from minadv.experiments.store import COLUMNS
+from minadv.experiments.store import COLUMNS, ResultStore
 from minadv.verify import check
 
 
@@ -42,3 +51,149 @@ def test_batched_attack_split_over_two_processes_gives_the_same_rows(tmp_path):
     a, b = pd.read_csv(one).sort_values("image"), pd.read_csv(two).sort_values("image")
     assert list(b.image) == list(range(6)) and list(b.status) == ["found"] * 6
     np.testing.assert_allclose(b.value.to_numpy(), a.value.to_numpy(), rtol=1e-6)
+
+
+# --- the results files under reruns, a second run, bad outputs and Ctrl-C (issue 15, items 4-11) ---
+
+
+def _deepfool(out, *extra, images="0:2"):
+    return ["attack", "--method", "deepfool", "--net", "N1", "--images", images, "--out", str(out), *extra]
+
+
+def test_a_run_with_save_adv_writes_the_points_of_rows_stored_without(tmp_path):
+    """Item 5: resume looks at the points too, not only at the CSV."""
+    out, adv = tmp_path / "r.csv", tmp_path / "adv.npz"
+    assert main(_deepfool(out)) == 0
+    assert main(_deepfool(out, "--save-adv", str(adv))) == 0
+    with np.load(adv) as z:
+        assert sorted(z["image"]) == [0, 1]
+    assert list(pd.read_csv(out).image) == [0, 1]
+
+
+def test_force_replaces_rows_instead_of_appending(tmp_path):
+    """Item 6: one row per (network, image, method, norm, options)."""
+    out = tmp_path / "r.csv"
+    assert main(_deepfool(out)) == 0
+    first = pd.read_csv(out)
+    assert main(_deepfool(out, "--force")) == 0
+    assert main(_deepfool(out, "--force", "--option", "steps=0")) == 0  # other options: other rows
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(zip(frame.image, frame.options)) == [(0, ""), (1, ""), (0, "steps=0"), (1, "steps=0")]
+    np.testing.assert_allclose(frame.value[:2].astype(float), first.value, rtol=1e-6)
+
+
+def test_an_image_asked_twice_runs_once(tmp_path, capsys):
+    """Item 7: --images 3,3 is image 3."""
+    out = tmp_path / "r.csv"
+    assert main(_deepfool(out, images="3,3")) == 0
+    assert "1 images attacked now" in capsys.readouterr().out
+    assert list(pd.read_csv(out).image) == [3]
+
+
+def test_a_time_limit_row_is_retried_with_a_larger_time_limit(tmp_path, capsys):
+    """Item 7: a row stopped by the time limit is redone by a run that allows more time."""
+    args = ["exact", "--net", "N1", "--images", "0", "--out", str(tmp_path / "r.csv")]
+    assert main([*args, "--time-limit", "0.01"]) == 0
+    assert list(pd.read_csv(tmp_path / "r.csv").status) == ["time_limit"]
+    assert main([*args, "--time-limit", "0.01"]) == 0  # the same limit: nothing to gain
+    assert "0 images solved now" in capsys.readouterr().out
+    assert main([*args, "--time-limit", "60"]) == 0
+    assert list(pd.read_csv(tmp_path / "r.csv").status) == ["optimal"]
+
+
+@pytest.mark.parametrize("text", ["a,b\n1,2\n3,4", "x\n"])
+def test_an_unrelated_csv_as_out_is_refused_and_left_untouched(tmp_path, capsys, text):
+    """Items 8 and 11: no KeyError 'norm', no line deleted."""
+    out = tmp_path / "other.csv"
+    out.write_text(text)
+    assert main(_deepfool(out)) == 2
+    assert capsys.readouterr().err == f"minadv attack: error: {out} is not a minadv results file\n"
+    assert out.read_text() == text
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("work started before the outputs were checked")
+
+    monkeypatch.setattr(runner, "run_one", fail)
+    monkeypatch.setattr(runner, "_batch_job", fail)
+
+
+def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path, capsys, no_work):
+    """Item 9: a folder that cannot be created (a file is in the way), for the CSV and the .npz."""
+    (tmp_path / "file").write_text("")
+    assert main(_deepfool(tmp_path / "file" / "r.csv")) == 2
+    assert main(_deepfool(tmp_path / "r.csv", "--save-adv", str(tmp_path / "file" / "adv.npz"))) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("minadv attack: error: cannot write") for line in err)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_read_only_output_folder_fails_before_any_work(tmp_path, capsys, no_work):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    assert main(_deepfool(folder / "r.csv")) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def _hold(out, ready, release):
+    ResultStore(out)  # held until this process ends
+    ready.set()
+    release.wait(60)
+
+
+def test_a_second_run_on_the_same_results_file_exits_2(tmp_path, capsys, no_work):
+    """Item 4: while another process holds the file, a run neither computes nor writes."""
+    ctx = mp.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(tmp_path / "r.csv", ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        assert main(_deepfool(tmp_path / "r.csv")) == 2
+    finally:
+        release.set()
+        holder.join(30)
+    assert capsys.readouterr().err == (f"minadv attack: error: another minadv run holds {tmp_path / 'r.csv'}; "
+                                       "wait for it to finish or choose another output\n")
+
+
+def test_a_model_that_does_not_load_fails_before_the_progress_bar(tmp_path, capsys):
+    """Item 14: the error alone on its line, no bar before it."""
+    args = ["exact", "--net", str(tmp_path / "missing.pt"), "--images", "0", "--out", str(tmp_path / "r.csv")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minadv exact: error:") and err.count("\n") == 1 and "%|" not in err
+
+
+@pytest.mark.parametrize("moment", ["workers starting", "rows written"])
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
+    """Item 11: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a run with
+    two worker processes, while they start (import torch) or once rows are written: one line, no
+    traceback, exit 130; the rows kept are those in the file."""
+    out = tmp_path / "r.csv"
+    cmd = [sys.executable, "-m", "minadv.experiments.cli", "exact", "--net", "N1", "--images", "0:50", "--jobs", "2",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        if moment == "workers starting":  # the lock is taken just before the pool starts
+            while not (tmp_path / "r.csv.lock").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)
+        else:
+            while not (out.exists() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err
+    if moment == "rows written":
+        rows = len(pd.read_csv(out))
+        assert rows >= 1
+        assert err.splitlines()[-1] == f"minadv exact: interrupted; {rows} rows kept in {out}; the same command resumes"
+    else:
+        assert err.splitlines()[-1].startswith("minadv exact: interrupted")

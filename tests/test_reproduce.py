@@ -1,4 +1,5 @@
 import minadv.attacks
+import minadv.experiments.reproduce as reproduce
 import minadv.experiments.runner as runner
 import numpy as np
 import pandas as pd
@@ -34,9 +35,21 @@ def attacks(monkeypatch):
     monkeypatch.setattr(minadv.attacks, "ATTACKS", {"scaled": ScaledOptimum, "never": NeverFinds})
 
 
-def test_reproduce_end_to_end_and_resume(tmp_path, attacks, monkeypatch, capsys):
-    out, fig = tmp_path / "results", tmp_path / "figures"
-    args = ["reproduce", "--nets", "N1", "--images", "1,8", "--out", str(out), "--figures", str(fig)]
+@pytest.fixture
+def full_run(monkeypatch):
+    """The defaults (the full run) made small: N1, images 1 and 8."""
+    monkeypatch.setattr(reproduce, "NETS", ("N1",))
+    monkeypatch.setattr(reproduce, "IMAGES", "1,8")
+
+
+TABLES = ("table1.md", "table1.csv", "table1.tex")
+FIGURES = ("figure1.png", "figure1.pdf", "figure1_all_methods.png", "figure1_all_methods.pdf")
+
+
+def test_reproduce_end_to_end_and_resume(tmp_path, attacks, full_run, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out, fig = tmp_path / "results", tmp_path / "results" / "figures"
+    args = ["reproduce", "--out", str(out)]
     assert main(args) == 0
     frame = pd.read_csv(out / "results.csv")
     assert set(COLUMNS) <= set(frame.columns)
@@ -58,8 +71,8 @@ def test_reproduce_end_to_end_and_resume(tmp_path, attacks, monkeypatch, capsys)
     assert (never.n_failed, never.n_not_optimal) == (2, 0) and np.isnan(never.mean_ratio)
     assert "| N1 | scaled | 2 |" in (out / "table1.md").read_text()
     assert "N1 & scaled & 2 &" in (out / "table1.tex").read_text()
-    for name in ("figure1", "figure1_all_methods"):
-        assert (fig / f"{name}.png").stat().st_size > 0 and (fig / f"{name}.pdf").stat().st_size > 0
+    assert all((fig / name).stat().st_size > 0 for name in FIGURES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # nothing outside --out
 
     def no_work(*a, **k):
         raise AssertionError("a finished row was recomputed")
@@ -76,3 +89,31 @@ def test_reproduce_refuses_an_unknown_method(tmp_path, attacks, capsys):
     err = capsys.readouterr().err
     assert "unknown method nosuch" in err and "scaled" in err
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_a_partial_run_never_replaces_the_full_run_tables_or_figures(tmp_path, attacks, full_run, monkeypatch):
+    """Item 10: tables and figures under --out; a part of the run writes its own to OUT/partial/."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "results"
+    assert main(["reproduce", "--out", str(out)]) == 0
+    full = {p: p.read_bytes() for p in [*(out / n for n in TABLES), *(out / "figures" / n for n in FIGURES)]}
+    rows = pd.read_csv(out / "results.csv")
+    assert main(["reproduce", "--out", str(out), "--methods", "mip", "scaled", "--images", "1"]) == 0
+    assert all(p.read_bytes() == data for p, data in full.items())
+    assert not (tmp_path / "figures").exists()
+    partial = pd.read_csv(out / "partial" / "table1.csv")
+    assert list(partial.method) == ["mip", "never", "scaled"] and list(partial.images) == [1, 1, 1]
+    assert all((out / "partial" / "figures" / n).stat().st_size > 0 for n in FIGURES)
+    assert pd.read_csv(out / "results.csv").equals(rows)  # its rows were there: kept, not recomputed
+
+
+def test_an_unwritable_figures_folder_fails_before_any_work(tmp_path, attacks, full_run, monkeypatch, capsys):
+    """Item 9: the tables' and figures' places are checked before the first image."""
+
+    def no_work(*a, **k):
+        raise AssertionError("work started before the outputs were checked")
+
+    monkeypatch.setattr(runner, "run_one", no_work)
+    (tmp_path / "figures").write_text("a file where the figures folder goes")
+    assert main(["reproduce", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"minadv reproduce: error: cannot write {tmp_path / 'figures'}")

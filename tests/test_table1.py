@@ -66,7 +66,7 @@ def test_a_ratio_below_one_against_a_proven_optimum_raises_with_the_rows():
 
 def test_duplicate_rows_are_refused():
     frame = _results()
-    with pytest.raises(ValueError, match="latest"):
+    with pytest.raises(ValueError, match="several rows"):
         table1(pd.concat([frame, frame.iloc[[4]]]))
 
 
