@@ -35,7 +35,7 @@ class Decision:
 
 
 def _valid(net: ReluNetwork, prop: Property, z) -> bool:
-    return z is not None and bool(check_counterexample(net, prop, z))
+    return z is not None and check_counterexample(net, prop, z).valid
 
 
 def decide(net: ReluNetwork, prop: Property, time_limit: float, *, jobs: int = 2, method: str = "splits") -> Decision:
