@@ -88,7 +88,7 @@ class BranchAndBound:
     # --- incumbents ------------------------------------------------------------------
     def offer(self, point: np.ndarray, t_hint: int) -> None:
         """Take a candidate point if it passes the float64 check and beats the incumbent."""
-        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point)
+        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point, self.radius)
         if self.inc.value < (1 - self.retighten) * self.bound_radius:
             self._tighten()
 

@@ -75,7 +75,7 @@ def minimal_perturbation(
         inc = improve(net, x, c, p, inc, check_image(net, upper_bound))
     for sol in region_qp(net, x, c, solve=lambda qp: solve_norm(qp, p)).values():
         if sol.status == "optimal":
-            inc = improve(net, x, c, p, inc, x + sol.v)
+            inc = improve(net, x, c, p, inc, x + sol.v, radius)
     scheme = "bnb" if method == "bnb" or (method == "auto" and p == 2) else "mip"
     if scheme == "bnb":
         search = BranchAndBound(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap)

@@ -3,8 +3,10 @@
 L1 and Linf: one MILP (its optimum, certified by HiGHS's dual bound). L2: HiGHS has no MIQP,
 so a loop of MILPs over an outer approximation of ||u||^2 (`mip.TjengModel`): each MILP's
 dual bound is a lower bound; the region QP (polytope module) on the activation pattern of the
-MILP's point gives a verified upper bound; tangents at the MILP point and at the QP optimum
-make the next master exact there. Ends when upper - lower <= rel_gap * upper.
+MILP's point gives a verified upper bound; tangents at the MILP point and at the nearest
+verified point so far (in the domain or not) make the next master exact there. Ends when
+upper - lower <= rel_gap * upper, or when lower >= the domain's radius (no adversarial point
+within it: only points in the domain become incumbents).
 """
 
 from __future__ import annotations
@@ -28,10 +30,17 @@ class MipSearch:
                  radius: float = np.inf, rel_gap: float = 1e-4, tightening: str = "lp"):
         self.net, self.x, self.c, self.p = net, x, c, p
         self.inc, self.radius, self.rel_gap, self.tightening = incumbent, radius, rel_gap, tightening
+        self.nearest = incumbent  # the nearest verified point, in the domain or not: L2 tangents there
         self.counts = Counts()
 
     def offer(self, point: np.ndarray) -> None:
-        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point)
+        """Keep the point if it is the nearest yet; it becomes the incumbent if it lies in the domain
+        (the nearest lies outside only while there is no incumbent: the incumbent's norm is <= radius)."""
+        nearest = improve(self.net, self.x, self.c, self.p, self.nearest, point)
+        if nearest is not self.nearest:
+            self.nearest = nearest
+            if nearest.value <= self.radius:
+                self.inc = nearest
 
     def _polish(self, u: np.ndarray, scale: float, t: int) -> None:
         """Offer the MILP point and the region problem's optimum on its activation pattern."""
@@ -81,13 +90,15 @@ class MipSearch:
             upper = self.inc.value
             if np.isfinite(upper) and upper - lower <= self.rel_gap * upper:  # (inf - l <= inf: no)
                 return lower, "done"
+            if lower >= self.radius:  # the MILP's points all lie outside the domain: none inside
+                return self.radius, "done"
             if out.status != "optimal":
                 return lower, out.status
             if self.p != 2:  # a proven MILP optimum whose point did not close the gap
                 return lower, "error"
             self.counts.cut_rounds += 1
             added = builder.add_tangents(model, out.u)
-            if self.inc.point is not None:
-                added += builder.add_tangents(model, (self.inc.point - self.x) / scale)
+            if self.nearest.point is not None:
+                added += builder.add_tangents(model, (self.nearest.point - self.x) / scale)
             if added == 0:
                 return lower, "error"
