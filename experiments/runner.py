@@ -89,6 +89,7 @@ def run_many(
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work
+    _network(net)  # and on a model file that is no ReLU classifier, before the progress bar
     todo = [i for i in images if force or not store.has(label, i, method, p)]
     if batch is None:
         from minadv.attacks import ATTACKS

@@ -16,7 +16,8 @@ from .vnncomp import decide
 
 
 def add_arguments(p) -> None:
-    p.add_argument("net", type=Path, help="the network (.onnx, or a .pt state_dict)")
+    p.add_argument("net", type=Path, help="the network: .onnx, a torch.save'd nn.Sequential (.pt), "
+                   "or a state_dict (.pt) with its card (.json) beside it")
     p.add_argument("prop", type=Path, help="the property (.vnnlib)")
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds (default 300)")
     p.add_argument("--counterexample", type=Path, help="where to write the counterexample of a sat verdict")
