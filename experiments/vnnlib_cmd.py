@@ -12,7 +12,7 @@ from pathlib import Path
 from minadv.verify import ReluNetwork, read_vnnlib, write_counterexample
 from minadv.verify.decide import METHODS
 
-from .vnncomp import decide
+from .vnncomp import Answer, decide
 
 
 def add_arguments(p) -> None:
@@ -41,7 +41,7 @@ def run(args) -> int:
     print(f"{args.net.name} {args.prop.name}: {d.answer} after {d.time_s:.2f} s"
           f"{' by ' + d.stage if d.stage else ''} ({d.unstable} unstable ReLUs, {d.searches} target searches, "
           f"{d.nodes} nodes{left})")
-    if d.answer == "sat" and args.counterexample:
+    if d.answer == Answer.SAT and args.counterexample:
         write_counterexample(args.counterexample, d.counterexample, net.forward(d.counterexample))
         print(f"counterexample written to {args.counterexample}")
     print(d.answer)
