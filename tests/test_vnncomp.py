@@ -133,12 +133,13 @@ def test_vnnlib_command_refuses_a_point_that_violates_nothing(liar, tmp_path, ca
     box's centre (classified as the label, so no counterexample) must not give `sat`."""
     from minadv.experiments import vnncomp
     from minadv.verify.decide import BoxVerdict
+    from minadv.verify.verdicts import BoxAnswer
 
     net, prop, m = next(c for c in CASES if c[2] < 0)
     assert not check_counterexample(net, prop, prop.center).valid
     monkeypatch.setattr(vnncomp, "pgd_box", lambda *a, **k: prop.center.copy())
     if liar == "search":
-        monkeypatch.setattr(vnncomp, "verify_box", lambda *a, **k: BoxVerdict("sat", prop.center.copy(), target=0))
+        monkeypatch.setattr(vnncomp, "verify_box", lambda *a, **k: BoxVerdict(BoxAnswer.SAT, prop.center.copy(), target=0))
     write_vnnlib(prop, tmp_path / "p.vnnlib")
     argv = ["vnnlib", str(_save(net, tmp_path / "n.pt")), str(tmp_path / "p.vnnlib"), "--time-limit", "30",
             "--counterexample", str(tmp_path / "ce.txt")]
