@@ -27,7 +27,7 @@ import torch
 from minadv.verify.bnb import BranchAndBound
 from minadv.verify.exact import minimal_perturbation
 from minadv.verify.nodeqp import solve_node
-from minadv.verify.qp import solve_daqp
+from minadv.verify.qp import QPStatus, solve_daqp
 
 from .cli import parse_images
 from .data import mnist
@@ -106,7 +106,7 @@ def _qps(args) -> int:
                 ref = solve_daqp(qp)
                 t_daqp.append(time.perf_counter() - start)
         hows[info["how"] + (" -> DAQP" if info["fallback"] else "")] += 1
-        if sol.status == ref.status == "optimal":
+        if sol.status == ref.status == QPStatus.OPTIMAL:
             scale = max(ref.norm, 1e-3)
             worst_norm = max(worst_norm, abs(sol.norm - ref.norm) / scale)
             worst_bound = max(worst_bound, (ref.lower - sol.lower) / scale)

@@ -31,6 +31,7 @@ import pandas as pd
 from minadv.verify import (
     InputError,
     ReluNetwork,
+    Status,
     minimal_perturbation,
     read_counterexample,
     read_vnnlib,
@@ -40,7 +41,7 @@ from minadv.verify.decide import METHODS
 from tqdm import tqdm
 
 from .machine import machine
-from .vnncomp import decide, linf_attack
+from .vnncomp import Answer, decide, linf_attack
 
 COLUMNS = ["network", "property", "eps", "timeout_s", "limit_s", "method", "answer", "time_s", "stage", "unstable", "searches",
            "nodes", "open_targets", "unreached_targets",
@@ -77,19 +78,19 @@ def summary(frame: pd.DataFrame) -> str:
     lines = ["| network | instances | decided | sat | unsat | timeout | median time (s) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for net, g in list(frame.groupby("network")) + [("all", frame)]:
-        dec = g.answer != "timeout"
-        lines.append(f"| {net} | {len(g)} | {dec.sum()} | {(g.answer == 'sat').sum()} | {(g.answer == 'unsat').sum()} | "
+        dec = g.answer != Answer.TIMEOUT
+        lines.append(f"| {net} | {len(g)} | {dec.sum()} | {(g.answer == Answer.SAT).sum()} | {(g.answer == Answer.UNSAT).sum()} | "
                      f"{(~dec).sum()} | {g.time_s.median():.1f} |")
     return "\n".join(lines)
 
 
 def _needs_decision(row, limit: float, method: str) -> bool:
     """No row yet, or a timeout under a smaller limit or with the other search method."""
-    return row is None or (row.answer == "timeout" and (row.limit_s < limit - 1e-9 or row.method != method))
+    return row is None or (row.answer == Answer.TIMEOUT and (row.limit_s < limit - 1e-9 or row.method != method))
 
 
 def _needs_dstar(row, limit: float) -> bool:
-    return not isinstance(row.dstar_status, str) or (row.dstar_status == "time_limit" and row.dstar_time_s < 0.99 * limit)
+    return not isinstance(row.dstar_status, str) or (row.dstar_status == Status.TIME_LIMIT and row.dstar_time_s < 0.99 * limit)
 
 
 def cex_path(out: Path, net_file: str, prop_file: str) -> Path:
@@ -113,10 +114,10 @@ def _write(out: Path, old: pd.DataFrame, row: dict) -> pd.DataFrame:
     return new
 
 
-def _listed(targets, answer: str) -> str:
+def _listed(targets, answer: Answer) -> str:
     """'3 7'; for a timeout with none, 'none' (an empty cell marks rows written before the
     column existed)."""
-    return " ".join(map(str, targets)) or ("none" if answer == "timeout" else "")
+    return " ".join(map(str, targets)) or ("none" if answer == Answer.TIMEOUT else "")
 
 
 def instance_table(frame: pd.DataFrame) -> str:
@@ -127,16 +128,16 @@ def instance_table(frame: pd.DataFrame) -> str:
     lines = ["| network | property | answer | time (s) | limit (s) | search | decided by / open targets | d* (Linf) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in frame.sort_values("network", kind="stable").itertuples():
-        if r.dstar_status == "optimal":
+        if r.dstar_status == Status.OPTIMAL:
             dstar = f"{r.dstar:.5f}"
         elif isinstance(r.dstar_status, str):
             dstar = f"[{r.dstar_lower:.4f}, {r.dstar_upper:.4f}] ({r.dstar_status})"
         else:
             dstar = "-"
         stage = r.stage if isinstance(r.stage, str) else ""
-        if r.answer == "timeout" and not isinstance(r.open_targets, str):
+        if r.answer == Answer.TIMEOUT and not isinstance(r.open_targets, str):
             stage = "open: ?"
-        elif r.answer == "timeout":
+        elif r.answer == Answer.TIMEOUT:
             stage = f"open: {r.open_targets}"
             if isinstance(r.unreached_targets, str):
                 stage += f"; not reached: {r.unreached_targets}"
@@ -163,12 +164,12 @@ def run(args) -> int:
     for net_file, prop_file, timeout in tqdm(decide_now, desc="mnistfc", unit="inst"):
         net, prop, limit = load(net_file), read_vnnlib(folder / prop_file), limit_of(timeout)
         d = decide(net, prop, limit, method=args.method)
-        if d.answer == "sat":
+        if d.answer == Answer.SAT:
             path = cex_path(args.out, net_file, prop_file)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_counterexample(path, d.counterexample, net.forward(d.counterexample))
         old = _write(args.out, old, dict(network=net_file, property=prop_file, eps=prop.eps, timeout_s=timeout,
-                                         limit_s=limit, method=args.method, answer=d.answer, time_s=round(d.time_s, 3),
+                                         limit_s=limit, method=args.method, answer=str(d.answer), time_s=round(d.time_s, 3),
                                          stage=d.stage, unstable=d.unstable, searches=d.searches, nodes=d.nodes,
                                          open_targets=_listed(d.open_targets, d.answer),
                                          unreached_targets=" ".join(map(str, d.unreached_targets))))

@@ -13,7 +13,8 @@ from .store import ResultStore
 
 def add_common(p, default_out: str) -> None:
     """Options shared by `minadv exact` and `minadv attack`."""
-    p.add_argument("--net", default="N1", help="N1, N2 or a path to a model file (.pt state_dict or .onnx)")
+    p.add_argument("--net", default="N1", help="N1, N2 or a path to a model file: .onnx, a torch.save'd "
+                   "nn.Sequential (.pt), or a state_dict (.pt) with its card (.json) beside it")
     p.add_argument("--onnx", type=Path, help="an ONNX network (same as --net PATH)")
     p.add_argument("--images", type=parse_images, default=parse_images("0:50"), help="test images, e.g. 0:50 or 3,7")
     p.add_argument("--out", type=Path, default=Path(default_out),

@@ -1,7 +1,8 @@
 """The paper's networks N1 (784-50-10) and N2 (784-50-15-10): deterministic training and loading.
 
 Weights live in experiments/models/<name>.pt (state_dict of an nn.Sequential of Linear/ReLU)
-with a JSON card beside them (architecture, seed, epochs, optimiser, accuracy, data sha256).
+with a JSON card beside them (architecture, layers, seed, epochs, optimiser, accuracy, data
+sha256); the card's "layers" is what says the activations are ReLU (`ReluNetwork.load`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from minadv.verify import region_qp
+from minadv.verify import QPStatus, region_qp
 
 from .cli import parse_images
 from .data import mnist
@@ -33,7 +33,7 @@ def run(args) -> int:
             start = time.perf_counter()
             sols = region_qp(net, x, c)
             seconds = time.perf_counter() - start
-            feasible = [s.norm for s in sols.values() if s.status == "optimal"]
+            feasible = [s.norm for s in sols.values() if s.status == QPStatus.OPTIMAL]
             best = f"{min(feasible):.4f}" if feasible else "none"
             print(f"{i:>5} {test.labels[i]:>5} {c:>4} {active:>4}/{sum(net.hidden_sizes):<4} "
                   f"{len(feasible):>15} {best:>14} {seconds:>7.3f}s")

@@ -12,11 +12,12 @@ from pathlib import Path
 from minadv.verify import ReluNetwork, read_vnnlib, write_counterexample
 from minadv.verify.decide import METHODS
 
-from .vnncomp import decide
+from .vnncomp import Answer, decide
 
 
 def add_arguments(p) -> None:
-    p.add_argument("net", type=Path, help="the network (.onnx, or a .pt state_dict)")
+    p.add_argument("net", type=Path, help="the network: .onnx, a torch.save'd nn.Sequential (.pt), "
+                   "or a state_dict (.pt) with its card (.json) beside it")
     p.add_argument("prop", type=Path, help="the property (.vnnlib)")
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds (default 300)")
     p.add_argument("--counterexample", type=Path, help="where to write the counterexample of a sat verdict")
@@ -40,7 +41,7 @@ def run(args) -> int:
     print(f"{args.net.name} {args.prop.name}: {d.answer} after {d.time_s:.2f} s"
           f"{' by ' + d.stage if d.stage else ''} ({d.unstable} unstable ReLUs, {d.searches} target searches, "
           f"{d.nodes} nodes{left})")
-    if d.answer == "sat" and args.counterexample:
+    if d.answer == Answer.SAT and args.counterexample:
         write_counterexample(args.counterexample, d.counterexample, net.forward(d.counterexample))
         print(f"counterexample written to {args.counterexample}")
     print(d.answer)

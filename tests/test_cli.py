@@ -70,3 +70,17 @@ def test_exact_command_rejects_bad_options(tmp_path, capsys, extra, msg):
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_exact_command_refuses_files_that_are_no_relu_classifier(tmp_path, capsys):
+    """`minadv exact --net FILE`: exit 2 and one line naming the file, no row written."""
+    from test_network import _bad_model_files
+
+    for name, words in _bad_model_files(tmp_path).items():
+        out = tmp_path / f"{name}.csv"
+        assert main(["exact", "--net", str(tmp_path / name), "--images", "0", "--out", str(out)]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("minadv exact: error:") and len(err.splitlines()) == 1, err
+        assert words in err and not out.exists(), (name, err)
+    assert main(["vnnlib", str(tmp_path / "sigmoid_state.pt"), str(tmp_path / "p.vnnlib")]) == 2
+    assert "cannot say its activations" in capsys.readouterr().err

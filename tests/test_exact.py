@@ -140,3 +140,37 @@ def test_a_time_limit_without_any_adversarial_is_not_called_robust(monkeypatch):
     search = mip_exact.MipSearch(net, x, net.predict(x), np.inf, incumbent=Incumbent())
     lower, reason = search.run(5.0)
     assert reason == "time_limit" and search.inc.point is None and lower == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("method", ["mip", "bnb"])
+@pytest.mark.parametrize("norm", [1, "inf", 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_certification_mode_matches_brute_force_on_tiny_networks(seed, norm, method):
+    """upper_bound=r (the domain ||delta||_p <= r): `robust` with lower >= r and no point iff
+    r < d*, else the optimum d* (a point outside the ball, e.g. problem (3) on x's own region,
+    once came back as the answer with status `error`)."""
+    net, x = _instance(seed)
+    p = {1: 1.0, "inf": np.inf, 2: 2.0}[norm]
+    truth, _ = brute_force(net, x, p)
+    radii = [0.6 * truth, 0.98 * truth, 1.02 * truth, 2.0 * truth] if np.isfinite(truth) else [0.5, 5.0]
+    for r in radii:
+        res = minimal_perturbation(net, x, norm, upper_bound=r, method=method, time_limit=60)
+        if r < truth:
+            assert res.status == Status.ROBUST, (r, res.status, res.message)
+            assert res.x_adv is None and res.lower >= r
+        else:
+            assert res.status == Status.OPTIMAL, (r, res.status, res.message)
+            assert abs(res.value - truth) <= 1e-5 * max(1.0, truth) and res.value <= r
+            assert res.lower <= truth * (1 + 1e-9) + 1e-9
+            v = check(net, res.x_adv, net.predict(x))
+            assert v.in_box and v.margin >= -1e-9
+
+
+@pytest.mark.parametrize("method", ["mip", "bnb"])
+@pytest.mark.parametrize("norm, radii", [(2, (0.1, 0.34)), ("inf", (0.01, 0.024)), (1, (0.5, 1.5))])
+def test_certification_mode_on_n1_below_the_optimum_is_robust(n1, test_split, norm, radii, method):
+    """N1, test image 4 (optima: L2 0.3489, Linf 0.02444, L1 1.583): radii below them are robust."""
+    x = test_split.x(4)
+    for r in radii:
+        res = minimal_perturbation(n1, x, norm, upper_bound=r, method=method, time_limit=120)
+        assert res.status == Status.ROBUST and res.x_adv is None and res.lower >= r, (r, res.status)

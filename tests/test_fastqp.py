@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import random_net
-from minadv.verify import patterns, solve_reference
-from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED, RegionQPs, solve_batch
+from minadv.verify import QPStatus, patterns, solve_reference
+from minadv.verify.fastqp import INFEASIBLE, OF_QP, OPTIMAL, PRUNED, BatchStatus, RegionQPs, solve_batch
 
 TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)  # cvxpy's point to ~1e-6 (default: ~1e-4)
 
@@ -29,9 +29,9 @@ def _assert_equals_reference(P):
     statuses = set()
     for k in range(len(P)):
         ref = solve_reference(P.dense(k), **TIGHT)
-        statuses.add(ref.status)
-        assert sol.status[k] == ref.status, k
-        if ref.status == OPTIMAL:
+        statuses.add(OF_QP[ref.status])
+        assert sol.status[k] == OF_QP[ref.status], k
+        if ref.status == QPStatus.OPTIMAL:
             assert abs(sol.value[k] - ref.norm) <= 1e-6
             np.testing.assert_allclose(sol.v[k].numpy(), ref.v, atol=1e-6)
             assert P.dense(k).violation(sol.v[k].numpy()) <= 1e-8
@@ -101,3 +101,9 @@ def test_best_over_targets_and_regions(n2, test_split):
             logits = n2.forward(x + best.v[r].numpy())
             assert logits[best.target[r]] - logits[c] >= -1e-7
         assert best.solved + best.pruned <= len(P)
+
+
+def test_every_qp_status_has_a_batch_status():
+    """The fallback's map from DAQP's verdict is total: a QPStatus it lacked would be a KeyError."""
+    assert set(OF_QP) == set(QPStatus)
+    assert set(OF_QP.values()) <= set(BatchStatus)

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 from minadv.experiments.data import data_sha256
-from minadv.experiments.models import ARCHITECTURES, MODEL_DIR, accuracy, card, train
+from minadv.experiments.models import ARCHITECTURES, MODEL_DIR, accuracy, card, load, train
+from minadv.verify import ReluNetwork
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -28,3 +29,5 @@ def test_training_is_deterministic(tmp_path):
         assert torch.equal(again[key], committed[key]), key
     assert info["test_accuracy"] == card("N1")["test_accuracy"]
     assert json.loads((tmp_path / "N1.json").read_text())["seed"] == 0
+    # the card written beside the state_dict is what lets it load: it names the layers
+    assert ReluNetwork.load(tmp_path / "N1.pt").weights[0].tobytes() == load("N1").weights[0].tobytes()

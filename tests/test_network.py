@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -46,17 +49,49 @@ def test_non_relu_models_are_refused_naming_the_layer(model, words):
         assert w in str(err.value)
 
 
-def test_load_state_dict_round_trip_and_bad_files(tmp_path):
+def test_load_state_dict_with_its_card_and_whole_sequential_round_trip(tmp_path):
     model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
-    torch.save(model.state_dict(), tmp_path / "m.pt")
-    net = ReluNetwork.load(tmp_path / "m.pt")
     x = np.random.default_rng(0).random(6)
-    np.testing.assert_allclose(net.forward(x), model.double()(torch.tensor(x)).detach().numpy(), atol=1e-12)
+    expect = model.double()(torch.tensor(x)).detach().numpy()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    card = {"architecture": "6-4-2", "layers": "Sequential(Linear, ReLU, Linear)"}
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    torch.save(model, tmp_path / "whole.pt")
+    for name in ("m.pt", "whole.pt"):
+        np.testing.assert_allclose(ReluNetwork.load(tmp_path / name).forward(x), expect, atol=1e-12)
     with pytest.raises(FileNotFoundError):
         ReluNetwork.load(tmp_path / "missing.pt")
-    torch.save({"1.weight": torch.zeros(2, 2), "1.bias": torch.zeros(2)}, tmp_path / "odd.pt")
-    with pytest.raises(NetworkError, match="keys"):
-        ReluNetwork.load(tmp_path / "odd.pt")
+
+
+def _bad_model_files(d: Path) -> dict[str, str]:
+    """name -> words of the error: files that are no ReLU classifier minadv can read."""
+    sigmoid = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 2))
+    torch.save(sigmoid.state_dict(), d / "sigmoid_state.pt")  # no card: the same keys as a ReLU network's
+    torch.save(sigmoid.state_dict(), d / "sigmoid_card.pt")
+    (d / "sigmoid_card.json").write_text(json.dumps({"layers": "Sequential(Linear, Sigmoid, Linear)"}))
+    torch.save(sigmoid, d / "sigmoid_whole.pt")
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)), d / "one_output.pt")
+    torch.save(nn.Sequential(nn.Linear(4, 3)), d / "affine.pt")
+    torch.save({"epoch": 3, "note": "not weights", "lr": [0.1, 0.01]}, d / "stuff.pt")
+    torch.save({"1.weight": torch.zeros(2, 2), "1.bias": torch.zeros(2)}, d / "odd_keys.pt")
+    (d / "odd_keys.json").write_text(json.dumps({"layers": "Sequential(Linear, ReLU, Linear)"}))
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict(), d / "bad_card.pt")
+    (d / "bad_card.json").write_text("{not json")
+    (d / "text.pt").write_text("these are not the weights you are looking for\n")
+    (d / "empty.pt").write_bytes(b"")
+    (d / "folder.pt").mkdir()
+    return {"sigmoid_state.pt": "card", "sigmoid_card.pt": "Sigmoid", "sigmoid_whole.pt": "Sigmoid",
+            "one_output.pt": "1 output", "affine.pt": "no hidden layer", "stuff.pt": "not a model",
+            "odd_keys.pt": "0.weight", "bad_card.pt": "not a model card", "text.pt": "not a torch file",
+            "empty.pt": "not a torch file", "folder.pt": "directory"}
+
+
+def test_files_that_are_no_relu_classifier_are_refused_in_one_line(tmp_path):
+    for name, words in _bad_model_files(tmp_path).items():
+        with pytest.raises(NetworkError) as err:
+            ReluNetwork.load(tmp_path / name)
+        assert words in str(err.value) and name.removesuffix(".pt") in str(err.value), (name, str(err.value))
+        assert "\n" not in str(err.value)
 
 
 def test_margin_is_best_other_logit_minus_decision():

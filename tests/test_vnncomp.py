@@ -59,7 +59,7 @@ def test_verify_box_agrees_with_brute_force(k):
     v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1)
     assert v.verdict == ("sat" if m > 0 else "unsat")
     if v.verdict == "sat":
-        assert check_counterexample(net, prop, v.point)
+        assert check_counterexample(net, prop, v.point).valid
 
 
 @pytest.mark.parametrize("quick", [0.0, 30.0])
@@ -92,7 +92,7 @@ def test_pgd_finds_points_only_where_they_exist():
             assert z is None
         elif z is not None:
             found += 1
-            assert check_counterexample(net, prop, z)
+            assert check_counterexample(net, prop, z).valid
     assert found >= 0.8 * sum(m > 0 for *_, m in CASES)
 
 
@@ -101,7 +101,7 @@ def test_pgd_is_reproducible_and_starts_from_a_given_point():
     a = pgd_box(net, prop.lower, prop.upper, prop.label, seed=3)
     b = pgd_box(net, prop.lower, prop.upper, prop.label, seed=3)
     assert np.array_equal(a, b)
-    assert check_counterexample(net, prop, pgd_box(net, prop.lower, prop.upper, prop.label, start=a, steps=1))
+    assert check_counterexample(net, prop, pgd_box(net, prop.lower, prop.upper, prop.label, start=a, steps=1)).valid
 
 
 def test_decide_answers_are_right():
@@ -109,11 +109,11 @@ def test_decide_answers_are_right():
         d = decide(net, prop, 30.0, jobs=1)
         assert d.answer == ("sat" if m > 0 else "unsat")
         if d.answer == "sat":
-            assert check_counterexample(net, prop, d.counterexample)
+            assert check_counterexample(net, prop, d.counterexample).valid
 
 
 def _save(net, path):
-    torch.save(net.to_torch(torch.float64).state_dict(), path)
+    torch.save(net.to_torch(torch.float64), path)  # the whole nn.Sequential: its modules say ReLU
     return path
 
 
@@ -124,7 +124,34 @@ def test_vnnlib_command_sat_writes_a_checked_counterexample(tmp_path, capsys):
     assert main(["vnnlib", *args, "--time-limit", "30", "--counterexample", str(tmp_path / "ce.txt")]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "sat"
     z, _ = read_counterexample(tmp_path / "ce.txt")
-    assert check_counterexample(net, prop, z)
+    assert check_counterexample(net, prop, z).valid
+
+
+@pytest.mark.parametrize("liar", ["pgd", "search"])
+def test_vnnlib_command_refuses_a_point_that_violates_nothing(liar, tmp_path, capsys, monkeypatch):
+    """The float64 gate on the path `minadv vnnlib` takes: PGD, or the search, handing back the
+    box's centre (classified as the label, so no counterexample) must not give `sat`."""
+    from minadv.experiments import vnncomp
+    from minadv.verify.decide import BoxVerdict
+    from minadv.verify.verdicts import BoxAnswer
+
+    net, prop, m = next(c for c in CASES if c[2] < 0)
+    assert not check_counterexample(net, prop, prop.center).valid
+    monkeypatch.setattr(vnncomp, "pgd_box", lambda *a, **k: prop.center.copy())
+    if liar == "search":
+        monkeypatch.setattr(vnncomp, "verify_box", lambda *a, **k: BoxVerdict(BoxAnswer.SAT, prop.center.copy(), target=0))
+    write_vnnlib(prop, tmp_path / "p.vnnlib")
+    argv = ["vnnlib", str(_save(net, tmp_path / "n.pt")), str(tmp_path / "p.vnnlib"), "--time-limit", "30",
+            "--counterexample", str(tmp_path / "ce.txt")]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == ("unsat" if liar == "pgd" else "timeout")
+    assert not (tmp_path / "ce.txt").exists()
+
+
+def test_a_counterexample_check_has_no_truth_value():
+    net, prop, m = CASES[0]
+    with pytest.raises(TypeError, match=r"\.valid"):
+        bool(check_counterexample(net, prop, prop.center))
 
 
 def test_vnnlib_command_unsat(tmp_path, capsys):
@@ -198,7 +225,7 @@ def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path
     from minadv.experiments.bench_vnncomp import cex_path
 
     z, _ = read_counterexample(cex_path(out, "net.pt", "a.vnnlib"))
-    assert check_counterexample(net, prop_sat, z) and not cex_path(out, "net.pt", "b.vnnlib").exists()
+    assert check_counterexample(net, prop_sat, z).valid and not cex_path(out, "net.pt", "b.vnnlib").exists()
     assert main(argv) == 0
     assert pd.read_csv(out).equals(frame)  # nothing recomputed
     table = (tmp_path / "res.md").read_text()

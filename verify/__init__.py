@@ -14,7 +14,7 @@ from .exact import minimal_perturbation
 from .network import InputError, NetworkError, ReluNetwork
 from .onnx_import import load_onnx
 from .polytope import Regions, patterns, region_qp, regions_at, regions_of_patterns
-from .qp import BoxQP, QPSolution, dual_bound, solve_clarabel, solve_reference
+from .qp import BoxQP, QPSolution, QPStatus, dual_bound, solve_clarabel, solve_reference
 from .regression import REL_GAP, assert_not_below_optimum, optimum_floor
 from .result import Counts, Result, Status
 from .vnnlib import (
@@ -33,7 +33,7 @@ __all__ = [
     "read_counterexample", "write_counterexample",
     "InputError", "NetworkError", "ReluNetwork", "load_onnx",
     "Regions", "patterns", "region_qp", "regions_at", "regions_of_patterns",
-    "BoxQP", "QPSolution", "dual_bound", "solve_clarabel", "solve_reference",
+    "BoxQP", "QPSolution", "QPStatus", "dual_bound", "solve_clarabel", "solve_reference",
     "Counts", "Result", "Status", "minimal_perturbation",
     "REL_GAP", "assert_not_below_optimum", "optimum_floor",
     "Property", "VnnlibError", "format_vnnlib", "parse_vnnlib", "read_vnnlib", "write_vnnlib",

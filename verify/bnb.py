@@ -10,8 +10,7 @@ L satisfies U - L <= rel_gap * U.
 
 Incumbents: every node point x + delta* has a real activation pattern; problem (3) on that
 region (polytope module) gives a verified adversarial point (each region and target once).
-Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius),
-and `stop_below` ends the search as soon as U <= stop_below (decision problems).
+Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius).
 Bounds: first layer exact over box cap ball of radius U, later layers by back-substitution;
 recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs).
 Branching: the free ReLU whose chord row carries the largest multiplier times the triangle's
@@ -33,9 +32,9 @@ from .incumbent import Incumbent, improve
 from .network import ReluNetwork
 from .nodeqp import solve_node
 from .polytope import patterns, regions_of_patterns
-from .qp import QPSolution, solve_norm
+from .qp import QPSolution, QPStatus, solve_norm
 from .relaxation import NodeQP, node_qp, root_states
-from .result import Counts
+from .result import Counts, Stop
 
 
 @dataclass(order=True)
@@ -56,12 +55,12 @@ class BranchAndBound:
 
     def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, p: float = 2.0, *, targets=None,
                  incumbent: Incumbent | None = None, radius: float = np.inf, rel_gap: float = 1e-4,
-                 retighten: float = 0.02, stop_below: float = -np.inf, branching: str = "dual", strong: int = 1):
+                 retighten: float = 0.02, branching: str = "dual", strong: int = 1):
         self.net, self.x, self.c = net, x, c
         self.targets = [t for t in range(net.n_outputs) if t != c] if targets is None else list(targets)
         self.inc = incumbent or Incumbent()
         self.radius = radius  # the domain: ||delta|| <= radius (inf: the whole box)
-        self.p, self.rel_gap, self.retighten, self.stop_below = p, rel_gap, retighten, stop_below
+        self.p, self.rel_gap, self.retighten = p, rel_gap, retighten
         self.branching, self.strong = branching, strong  # score rule; candidates tried per split
         self.counts = Counts()
         self.seen: set[tuple[int, bytes]] = set()
@@ -88,7 +87,7 @@ class BranchAndBound:
     # --- incumbents ------------------------------------------------------------------
     def offer(self, point: np.ndarray, t_hint: int) -> None:
         """Take a candidate point if it passes the float64 check and beats the incumbent."""
-        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point)
+        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point, self.radius)
         if self.inc.value < (1 - self.retighten) * self.bound_radius:
             self._tighten()
 
@@ -102,7 +101,7 @@ class BranchAndBound:
         self.counts.regions += 1
         self.counts.qp_solves += 1
         sol = solve_norm(regions_of_patterns(self.net, active).qp(0, self.x, self.c, t), self.p)
-        if sol.status == "optimal":
+        if sol.status == QPStatus.OPTIMAL:
             self.offer(self.x + sol.v, t)
 
     # --- nodes -----------------------------------------------------------------------
@@ -130,17 +129,17 @@ class BranchAndBound:
             sol = solve_norm(problem.qp, self.p)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
-        if sol.status == "infeasible":
+        if sol.status == QPStatus.INFEASIBLE:
             return None
         inherited = parent.bound if parent else 0.0
-        bound = max(sol.lower, inherited) if sol.status == "optimal" else inherited
+        bound = max(sol.lower, inherited) if sol.status == QPStatus.OPTIMAL else inherited
         return Node(bound, next(self.seq), t, states, problem, sol)
 
     def _accept(self, node: Node) -> bool:
         """Search the node's point for incumbents; False when the node can be pruned."""
         if self._prune(node.bound):
             return False
-        if node.sol.status == "optimal":
+        if node.sol.status == QPStatus.OPTIMAL:
             point = self.x + node.sol.v[: self.net.n_inputs]
             self.offer(point, node.target)
             self._region_qp(point, node.target)
@@ -149,7 +148,7 @@ class BranchAndBound:
     def _scores(self, node: Node) -> np.ndarray:
         """Branching scores of the node's free ReLUs (see module docstring)."""
         free = node.problem.free
-        if node.sol.status != "optimal":
+        if node.sol.status != QPStatus.OPTIMAL:
             return np.arange(len(free), 0, -1, dtype=float)
         d = self.net.n_inputs
         v = node.sol.v
@@ -178,7 +177,7 @@ class BranchAndBound:
         if not free:
             return None
         order = np.argsort(-self._scores(node), kind="stable")
-        tries = self.strong if node.sol.status == "optimal" else 1
+        tries = self.strong if node.sol.status == QPStatus.OPTIMAL else 1
         best, best_key = None, None
         for i in order[:tries]:
             kids = self._split(node, free[i])
@@ -189,7 +188,9 @@ class BranchAndBound:
         return [kid for kid in best if kid is not None and self._accept(kid)]
 
     # --- search ----------------------------------------------------------------------
-    def run(self, time_limit: float = np.inf) -> tuple[float, str]:
+    def run(self, time_limit: float = np.inf) -> tuple[float, Stop]:
+        """(lower bound, why it stopped): DONE when the queue is empty (every node pruned against
+        the incumbent or the radius, or infeasible), TIME_LIMIT with the smallest open bound."""
         start = time.perf_counter()
         queue: list[Node] = []
         for t in self.targets:
@@ -198,7 +199,7 @@ class BranchAndBound:
                 heapq.heappush(queue, node)
         stuck = np.inf  # smallest bound of a node that could not be split further
         timed_out = False
-        while queue and self.inc.value > self.stop_below:
+        while queue:
             if time.perf_counter() - start > time_limit:
                 timed_out = True
                 break
@@ -213,4 +214,4 @@ class BranchAndBound:
                 heapq.heappush(queue, child)
         open_bound = min((n.bound for n in queue), default=np.inf)
         lower = min(open_bound, stuck, self.pruned_min, self.inc.value, self.radius)
-        return lower, "time_limit" if timed_out else ("stopped" if queue else "done")
+        return lower, Stop.TIME_LIMIT if timed_out else Stop.DONE

@@ -43,6 +43,11 @@ class CexCheck:
         """x violates the property: inside the box and some target output >= the label's (exactly, in float64)."""
         return self.in_box and self.margin >= 0
 
+    def __bool__(self):
+        """Refused: a dataclass instance is always truthy, so `if check_counterexample(...)` would
+        accept every point. Ask `.valid`."""
+        raise TypeError("a CexCheck has no truth value: use its .valid (in the box and margin >= 0)")
+
 
 def check_counterexample(net: ReluNetwork, prop: Property, x) -> CexCheck:
     """Recompute the network at x in float64 and test the property's unsafe condition."""

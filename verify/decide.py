@@ -27,10 +27,11 @@ import numpy as np
 
 from .bounds import Bounds, crown, optimized_bounds
 from .domain import Domain
-from .mip import TjengModel, solve
+from .mip import MilpStatus, TjengModel, solve
 from .network import InputError, ReluNetwork
 from .parallel import spawn_pool
 from .splits import SplitSearch
+from .verdicts import BOX_OF_TARGET, BoxAnswer, TargetVerdict
 
 CUTOFF = 1e-9
 
@@ -40,7 +41,7 @@ METHODS = ("splits", "milp")
 
 @dataclass
 class BoxVerdict:
-    verdict: str  # 'unsat' | 'sat' | 'unknown'
+    verdict: BoxAnswer
     point: np.ndarray | None = None  # sat: a float64-checked point of the box; unknown: a near miss, if any
     target: int = -1
     unstable: int = 0
@@ -64,10 +65,10 @@ class _TargetSearch:
         if method == "milp":
             self.model, self.logits = TjengModel(net, dom, bounds, 1.0).build_prefix(net.n_hidden_layers)
 
-    def __call__(self, t: int) -> tuple[int, str, np.ndarray | None, int]:
-        """(t, 'safe' | 'sat' | 'unknown' | 'unreached' (no time left to start), point, nodes)."""
+    def __call__(self, t: int) -> tuple[int, TargetVerdict, np.ndarray | None, int]:
+        """(t, its verdict (UNREACHED: no time left to start), point, nodes)."""
         if self.deadline - time.time() <= 0:
-            return t, "unreached", None, 0
+            return t, TargetVerdict.UNREACHED, None, 0
         if self.method == "splits":
             c = np.zeros(self.net.n_outputs)
             c[t], c[self.label] = 1.0, -1.0
@@ -75,12 +76,13 @@ class _TargetSearch:
             return t, o.verdict, o.point, o.nodes
         self.model.obj.set_value(self.logits[self.label] - self.logits[t])
         res = solve(self.model, self.deadline - time.time(), cutoff=CUTOFF, stop_at=0.0)
-        if res.status == "cutoff" or (np.isfinite(res.bound) and res.bound >= CUTOFF):
-            return t, "safe", None, 0
+        if res.status == MilpStatus.CUTOFF or (np.isfinite(res.bound) and res.bound >= CUTOFF):
+            return t, TargetVerdict.SAFE, None, 0
         if res.u is None:
-            return t, "unknown", None, 0
+            return t, TargetVerdict.UNKNOWN, None, 0
         z = np.clip(self.dom.x + res.u, self.dom.lo, self.dom.hi)
-        return t, "sat" if margin(self.net, z, self.label, [t]) >= 0 else "unknown", z, 0
+        verdict = TargetVerdict.SAT if margin(self.net, z, self.label, [t]) >= 0 else TargetVerdict.UNKNOWN
+        return t, verdict, z, 0
 
 
 _worker: _TargetSearch | None = None  # a worker process serves one pool, i.e. one box
@@ -114,7 +116,7 @@ def _searches(args: tuple, targets: list[int], jobs: int, quick: float):
             here = _TargetSearch(net, dom, bounds, label, min(deadline, time.time() + quick), method)
             while targets:
                 t, verdict, z, nodes = here(targets[0])
-                if verdict in ("unknown", "unreached") and time.time() >= here.deadline < deadline:
+                if verdict in (TargetVerdict.UNKNOWN, TargetVerdict.UNREACHED) and time.time() >= here.deadline < deadline:
                     break  # the quick phase is over, not the time: this target and the rest go to the workers
                 yield t, verdict, z, nodes
                 targets.pop(0)
@@ -138,22 +140,22 @@ def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: in
     C[np.arange(len(targets)), targets] = 1.0
     C[:, label] -= 1.0
     _, hi = optimized_bounds(net, dom, list(bounds.lower), list(bounds.upper), C, net.n_hidden_layers, iters=iters)
-    out = BoxVerdict("unsat", unstable=bounds.n_unstable)
+    out = BoxVerdict(BoxAnswer.UNSAT, unstable=bounds.n_unstable)
     to_search = [t for t, h in sorted(zip(targets, hi), key=lambda p: -p[1]) if h >= 0]
     args = (net, dom, bounds, label, deadline, method)
     with closing(_searches(args, to_search, jobs, quick)) as results:
         for t, verdict, z, nodes in results:
-            if verdict == "unreached":
-                out.verdict = "unknown"
+            if BOX_OF_TARGET[verdict] != BoxAnswer.UNSAT:  # SAT settles the box; an open target leaves it open
+                out.verdict = BOX_OF_TARGET[verdict]
+            if verdict == TargetVerdict.UNREACHED:
                 out.unreached_targets.append(t)
                 continue
             out.searches += 1
             out.nodes += nodes
-            if verdict == "sat":
-                out.verdict, out.point, out.target = "sat", z, t
+            if verdict == TargetVerdict.SAT:
+                out.point, out.target = z, t
                 break
-            if verdict == "unknown":
-                out.verdict = "unknown"
+            if verdict == TargetVerdict.UNKNOWN:
                 out.open_targets.append(t)
                 if z is not None:
                     out.point, out.target = z, t

@@ -13,8 +13,8 @@ from .incumbent import Incumbent, improve
 from .mip_exact import MipSearch
 from .network import InputError, ReluNetwork
 from .polytope import region_qp
-from .qp import solve_norm
-from .result import Result, Status
+from .qp import QPStatus, solve_norm
+from .result import Result, Status, Stop
 
 METHODS = ("auto", "bnb", "mip")
 TIGHTENING = ("crown", "lp", "mip")
@@ -74,8 +74,8 @@ def minimal_perturbation(
     elif upper_bound is not None:
         inc = improve(net, x, c, p, inc, check_image(net, upper_bound))
     for sol in region_qp(net, x, c, solve=lambda qp: solve_norm(qp, p)).values():
-        if sol.status == "optimal":
-            inc = improve(net, x, c, p, inc, x + sol.v)
+        if sol.status == QPStatus.OPTIMAL:
+            inc = improve(net, x, c, p, inc, x + sol.v, radius)
     scheme = "bnb" if method == "bnb" or (method == "auto" and p == 2) else "mip"
     if scheme == "bnb":
         search = BranchAndBound(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap)
@@ -85,15 +85,21 @@ def minimal_perturbation(
     return _result(net, x, c, p, search.inc, lower, reason, radius, rel_gap, search.counts, scheme, start)
 
 
-def _result(net, x, c, p, inc: Incumbent, lower, reason, radius, rel_gap, counts, scheme, start) -> Result:
+# the answer of a search that stopped (Stop) without any adversarial point in the domain ...
+WITHOUT_POINT = {Stop.DONE: Status.ROBUST, Stop.TIME_LIMIT: Status.TIME_LIMIT, Stop.ERROR: Status.ERROR}
+# ... and with one, but the gap still open (DONE should have closed it: something went wrong)
+GAP_OPEN = {Stop.DONE: Status.ERROR, Stop.TIME_LIMIT: Status.TIME_LIMIT, Stop.ERROR: Status.ERROR}
+
+
+def _result(net, x, c, p, inc: Incumbent, lower, reason: Stop, radius, rel_gap, counts, scheme, start) -> Result:
     upper = inc.value
     if inc.point is None:
-        status = {"done": Status.ROBUST, "time_limit": Status.TIME_LIMIT}.get(reason, Status.ERROR)
-        lower = radius if reason == "done" else lower
+        status = WITHOUT_POINT[reason]
+        lower = radius if status == Status.ROBUST else lower
     elif upper - lower <= rel_gap * upper:
         status = Status.OPTIMAL
     else:
-        status = Status.TIME_LIMIT if reason == "time_limit" else Status.ERROR
+        status = GAP_OPEN[reason]
     lower = min(lower, upper)
     res = verified_result(net, x, c, inc.point, method="mip", norm=p, status=status, lower=float(lower),
                           upper=float(upper), counts=counts, message=f"scheme={scheme}")

@@ -30,13 +30,27 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import torch
 
-from .qp import BoxQP
+from .qp import BoxQP, QPStatus
 
-OPTIMAL, INFEASIBLE, PRUNED, UNCONVERGED = "optimal", "infeasible", "pruned", "unconverged"
+class BatchStatus(StrEnum):
+    """How one problem of a batch ended."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"  # certified by a Farkas multiplier
+    PRUNED = "pruned"  # its dual bound reached the threshold: the optimum is no smaller
+    UNCONVERGED = "unconverged"  # open after the Newton steps: DAQP decides it (`_fallback`)
+
+
+OPTIMAL, INFEASIBLE, PRUNED, UNCONVERGED = (BatchStatus.OPTIMAL, BatchStatus.INFEASIBLE, BatchStatus.PRUNED,
+                                          BatchStatus.UNCONVERGED)
+
+# DAQP's verdict on a problem the Newton method left open; an error leaves it unconverged
+OF_QP = {QPStatus.OPTIMAL: OPTIMAL, QPStatus.INFEASIBLE: INFEASIBLE, QPStatus.ERROR: UNCONVERGED}
 
 
 class Basis:
@@ -243,9 +257,10 @@ def _fallback(P: QPBatch, out: BatchSolution) -> None:
     for k in np.flatnonzero(out.status == UNCONVERGED):
         ref = solve_daqp(P.dense(int(k)))
         out.fallbacks += 1
-        if ref.status in (OPTIMAL, INFEASIBLE):
-            out.status[k], out.lower[k] = ref.status, ref.lower
-        if ref.status == OPTIMAL:
+        out.status[k] = OF_QP[ref.status]
+        if out.status[k] != UNCONVERGED:
+            out.lower[k] = ref.lower
+        if out.status[k] == OPTIMAL:
             out.value[k], out.v[k] = ref.norm, torch.as_tensor(ref.v)
 
 

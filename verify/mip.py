@@ -18,6 +18,7 @@ ever set (under a cutoff "Infeasible" only means "optimum >= cutoff").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pyomo.environ as pyo
@@ -36,9 +37,39 @@ def highs():
     return SolverFactory("highs")
 
 
+class MilpStatus(StrEnum):
+    """How one HiGHS solve of a Tjeng model ended (`solve`)."""
+
+    OPTIMAL = "optimal"  # to HiGHS's relative gap
+    TIME_LIMIT = "time_limit"  # stopped by time: the dual bound holds, the point (if any) is feasible
+    INFEASIBLE = "infeasible"  # no feasible point (no cutoff set)
+    CUTOFF = "cutoff"  # a cutoff was set and nothing has an objective below it
+    TARGET = "target"  # stop_at was set and a point reached it
+    ERROR = "error"  # any other end (HiGHS error, unbounded, interrupted, ...)
+
+
+# Pyomo's (HiGHS's) termination conditions, every member; provenInfeasible means CUTOFF under a cutoff
+_OF_TERMINATION = {
+    TerminationCondition.convergenceCriteriaSatisfied: MilpStatus.OPTIMAL,
+    TerminationCondition.maxTimeLimit: MilpStatus.TIME_LIMIT,
+    TerminationCondition.provenInfeasible: MilpStatus.INFEASIBLE,
+    TerminationCondition.objectiveLimit: MilpStatus.TARGET,
+    TerminationCondition.iterationLimit: MilpStatus.ERROR,
+    TerminationCondition.minStepLength: MilpStatus.ERROR,
+    TerminationCondition.unbounded: MilpStatus.ERROR,
+    TerminationCondition.locallyInfeasible: MilpStatus.ERROR,
+    TerminationCondition.infeasibleOrUnbounded: MilpStatus.ERROR,
+    TerminationCondition.error: MilpStatus.ERROR,
+    TerminationCondition.interrupted: MilpStatus.ERROR,
+    TerminationCondition.licensingProblems: MilpStatus.ERROR,
+    TerminationCondition.emptyModel: MilpStatus.ERROR,
+    TerminationCondition.unknown: MilpStatus.ERROR,
+}
+
+
 @dataclass
 class MilpOutcome:
-    status: str  # 'optimal' | 'time_limit' | 'infeasible' | 'cutoff' | 'target' | 'error'
+    status: MilpStatus
     bound: float  # dual bound of the objective (-inf when unknown)
     objective: float  # incumbent objective (inf when none)
     u: np.ndarray | None  # the incumbent's u (delta / r)
@@ -60,16 +91,12 @@ def solve(model, time_limit: float, rel_gap: float = 1e-6, cutoff: float | None 
         model, load_solutions=False, raise_exception_on_nonoptimal_result=False, threads=THREADS,
         time_limit=max(time_limit, 0.01), rel_gap=rel_gap, solver_options=options,
     )
-    tc = res.termination_condition
-    status = {
-        TerminationCondition.convergenceCriteriaSatisfied: "optimal",
-        TerminationCondition.maxTimeLimit: "time_limit",
-        TerminationCondition.provenInfeasible: "infeasible" if cutoff is None else "cutoff",
-        TerminationCondition.objectiveLimit: "target",
-    }.get(tc, "error")
+    status = _OF_TERMINATION[res.termination_condition]
+    if status == MilpStatus.INFEASIBLE and cutoff is not None:
+        status = MilpStatus.CUTOFF
     bound = res.objective_bound if res.objective_bound is not None else -np.inf
-    if status in ("infeasible", "cutoff"):
-        return MilpOutcome(status, cutoff if status == "cutoff" else np.inf, np.inf, None, -1)
+    if status in (MilpStatus.INFEASIBLE, MilpStatus.CUTOFF):
+        return MilpOutcome(status, cutoff if status == MilpStatus.CUTOFF else np.inf, np.inf, None, -1)
     if res.incumbent_objective is None:
         return MilpOutcome(status, bound, np.inf, None, -1)
     values = res.solution_loader.get_vars()
@@ -225,7 +252,7 @@ def tighten(net: ReluNetwork, dom: Domain, bounds: Bounds, level: str = "lp", ti
                 m.obj.set_value(pre[j])
                 m.obj.sense = sense
                 out = solve(m, time_limit)
-                value = out.bound if level == "mip" else (out.objective if out.status == "optimal" else np.nan)
+                value = out.bound if level == "mip" else (out.objective if out.status == MilpStatus.OPTIMAL else np.nan)
                 if not np.isfinite(value):
                     continue
                 value += sign * LP_WIDEN * (1 + abs(value))

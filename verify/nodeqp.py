@@ -36,7 +36,7 @@ import daqp
 import numpy as np
 import scipy.sparse as sp
 
-from .qp import BoxQP, QPSolution, certifies_infeasible, norm_dual_bound, solve_daqp
+from .qp import BoxQP, QPSolution, QPStatus, certifies_infeasible, norm_dual_bound, solve_daqp
 
 _INF = 1e30  # DAQP's infinity
 _PRIMAL_TOL = 1e-10  # DAQP's default 1e-6 leaves points 1e-7 off, wrong working sets on tiny optima
@@ -137,7 +137,7 @@ def _solve(qp: BoxQP, basis, max_rounds: int, info: dict) -> QPSolution | None:
         lam = lam_all[rr + k:]
         if certifies_infeasible(qp, lam):  # the box alone keeps every point off the rows
             info["how"] = "infeasible"
-            return QPSolution("infeasible", lower=np.inf, lam=lam)
+            return QPSolution(QPStatus.INFEASIBLE, lower=np.inf, lam=lam)
         s = -0.5 * (U.T @ (C.T @ lam))
         d = np.clip(s, dlo, dhi)
         # a pixel changes side only when s passes its bound by more than rounding (no cycling
@@ -184,7 +184,7 @@ def _solve(qp: BoxQP, basis, max_rounds: int, info: dict) -> QPSolution | None:
     if qp.violation(v) > 1e-9 or norm**2 - lower**2 > 1e-10 * max(norm**2, 1.0):
         info["how"] += ", gap"
         return None
-    return QPSolution("optimal", v, norm, lower, lam)
+    return QPSolution(QPStatus.OPTIMAL, v, norm, lower, lam)
 
 
 def _polish(qp, C, U, K, free, dB, W, Z, hb):
@@ -239,5 +239,5 @@ def _farkas(qp: BoxQP, Ared: np.ndarray, rhs: np.ndarray, rr: int) -> QPSolution
     if str(sol.status) in ("PrimalInfeasible", "AlmostPrimalInfeasible"):
         y = np.array(sol.z)[:m]
         if certifies_infeasible(qp, y):
-            return QPSolution("infeasible", lower=np.inf, lam=y)
+            return QPSolution(QPStatus.INFEASIBLE, lower=np.inf, lam=y)
     return None

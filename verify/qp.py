@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ctypes import c_int
 from dataclasses import dataclass
+from enum import StrEnum
 
 import clarabel
 import daqp
@@ -44,12 +45,20 @@ class BoxQP:
         return float(max(rows, np.max(self.lo - v, initial=0.0), np.max(v - self.hi, initial=0.0)))
 
 
+class QPStatus(StrEnum):
+    """How a QP (or the LP for p = 1, inf) ended."""
+
+    OPTIMAL = "optimal"  # v solves it; lower from the dual at the solver's multipliers
+    INFEASIBLE = "infeasible"  # certified (Farkas, or the solver's own verdict for the LPs)
+    ERROR = "error"  # the solver failed: no point, lower = 0 (nothing known)
+
+
 @dataclass(frozen=True)
 class QPSolution:
-    """status: 'optimal' | 'infeasible' | 'error'; v the minimiser; norm = ||v[:n]||_p;
+    """status (QPStatus); v the minimiser; norm = ||v[:n]||_p;
     lower: a rigorous lower bound on the optimal norm (inf when infeasibility is certified)."""
 
-    status: str
+    status: QPStatus
     v: np.ndarray | None = None
     norm: float = np.inf
     lower: float = 0.0
@@ -131,13 +140,13 @@ def solve_clarabel(qp: BoxQP) -> QPSolution:
     z = np.array(sol.z)
     if status in ("PrimalInfeasible", "AlmostPrimalInfeasible"):
         if certifies_infeasible(qp, z[:m]):
-            return QPSolution("infeasible", lower=np.inf, lam=z[:m])
-        return QPSolution("error")
+            return QPSolution(QPStatus.INFEASIBLE, lower=np.inf, lam=z[:m])
+        return QPSolution(QPStatus.ERROR)
     if status not in ("Solved", "AlmostSolved"):
-        return QPSolution("error")
+        return QPSolution(QPStatus.ERROR)
     v = np.clip(np.array(sol.x), qp.lo, qp.hi)
     lam = z[:m]
-    return QPSolution("optimal", v, float(np.linalg.norm(v[:n])), norm_dual_bound(qp, lam, 2.0), lam)
+    return QPSolution(QPStatus.OPTIMAL, v, float(np.linalg.norm(v[:n])), norm_dual_bound(qp, lam, 2.0), lam)
 
 
 def solve_daqp(qp: BoxQP, start: np.ndarray | None = None) -> QPSolution:
@@ -159,7 +168,7 @@ def solve_daqp(qp: BoxQP, start: np.ndarray | None = None) -> QPSolution:
     if flag == 1:
         v = np.clip(x, qp.lo, qp.hi)
         lam = info["lam"][N:]
-        return QPSolution("optimal", v, float(np.linalg.norm(v[:n])), norm_dual_bound(qp, lam, 2.0), lam)
+        return QPSolution(QPStatus.OPTIMAL, v, float(np.linalg.norm(v[:n])), norm_dual_bound(qp, lam, 2.0), lam)
     return solve_clarabel(qp)
 
 
@@ -182,12 +191,12 @@ def solve_lp(qp: BoxQP, p: float) -> QPSolution:
     cost = np.r_[np.zeros(N), np.ones(k)]
     res = linprog(cost, A_ub=A, b_ub=b, bounds=[*zip(qp.lo, qp.hi), *[(0, None)] * k], method="highs")
     if res.status == 2:
-        return QPSolution("infeasible", lower=np.inf)
+        return QPSolution(QPStatus.INFEASIBLE, lower=np.inf)
     if res.status != 0:
-        return QPSolution("error")
+        return QPSolution(QPStatus.ERROR)
     v = np.clip(res.x[:N], qp.lo, qp.hi)
     lam = -res.ineqlin.marginals[:m]  # scipy: d(objective)/d(b_ub) <= 0
-    return QPSolution("optimal", v, float(np.linalg.norm(v[:n], ord=p)), norm_dual_bound(qp, lam, p), lam)
+    return QPSolution(QPStatus.OPTIMAL, v, float(np.linalg.norm(v[:n], ord=p)), norm_dual_bound(qp, lam, p), lam)
 
 
 def solve_norm(qp: BoxQP, p: float, start: np.ndarray | None = None) -> QPSolution:
@@ -214,9 +223,9 @@ def solve_reference(qp: BoxQP, p: float = 2.0, **clarabel_options) -> QPSolution
     prob = cp.Problem(cp.Minimize(obj), cons)
     prob.solve(solver=cp.CLARABEL, **clarabel_options)
     if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-        return QPSolution("infeasible", lower=np.inf)
+        return QPSolution(QPStatus.INFEASIBLE, lower=np.inf)
     if prob.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-        return QPSolution("error")
+        return QPSolution(QPStatus.ERROR)
     x = np.clip(v.value, qp.lo, qp.hi)
     lam = cons[0].dual_value
-    return QPSolution("optimal", x, float(np.linalg.norm(x[: qp.n_obj], ord=p)), norm_dual_bound(qp, lam, p), lam)
+    return QPSolution(QPStatus.OPTIMAL, x, float(np.linalg.norm(x[: qp.n_obj], ord=p)), norm_dual_bound(qp, lam, p), lam)

@@ -20,6 +20,15 @@ class Status(StrEnum):
     FAILED = "failed"  # attack: nothing verified; no point, no norm
 
 
+class Stop(StrEnum):
+    """Why an exact search (`bnb.BranchAndBound.run`, `mip_exact.MipSearch.run`) stopped;
+    `exact.minimal_perturbation` maps it, with the incumbent and the gap, to a Status."""
+
+    DONE = "done"  # the gap closed, or no adversarial point lies in the domain
+    TIME_LIMIT = "time_limit"
+    ERROR = "error"  # a solver failure the search cannot go past
+
+
 @dataclass
 class Counts:
     """Work done: unstable ReLUs after bound tightening, solves, rounds, nodes, regions."""

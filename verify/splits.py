@@ -36,6 +36,7 @@ from scipy.optimize import linprog
 from .bounds import WIDEN, Bounds, relu_relaxation, through_relaxations
 from .network import ReluNetwork
 from .polytope import regions_of_patterns
+from .verdicts import TargetVerdict
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Nodes:
 
 @dataclass
 class SplitOutcome:
-    verdict: str  # 'safe' | 'sat' | 'unknown'
+    verdict: TargetVerdict  # SAFE, SAT or UNKNOWN
     point: np.ndarray | None = None
     nodes: int = 0  # nodes bounded
     lps: int = 0  # leaves decided by the region LP
@@ -196,7 +197,7 @@ class SplitSearch:
             kids.append(Nodes(sigma, list(parents.alpha), beta))
         return Nodes.cat(kids), torch.nonzero(~splittable).flatten().numpy()
 
-    def region_lp(self, sigma) -> tuple[str, np.ndarray | None]:
+    def region_lp(self, sigma) -> tuple[TargetVerdict, np.ndarray | None]:
         """A node whose every neuron is fixed (root-stable or split) is one linear region:
         max c.f(z) over it and the box by HiGHS's LP. 'safe' if the maximum is < 0 (to within
         HiGHS's tolerances: the root's WIDEN margin is far larger), 'sat' with a float64-checked
@@ -208,20 +209,20 @@ class SplitSearch:
         w0 = float(self.c @ reg.f[0].numpy())
         res = linprog(-w, A_ub=A, b_ub=b, bounds=list(zip(self.lo_np, self.hi_np)), method="highs")
         if res.status == 2:  # empty region
-            return "safe", None
+            return TargetVerdict.SAFE, None
         if res.status != 0:
-            return "unknown", None
+            return TargetVerdict.UNKNOWN, None
         if w0 - res.fun < -1e-7:
-            return "safe", None
+            return TargetVerdict.SAFE, None
         z = np.clip(res.x, self.lo_np, self.hi_np)
-        return ("sat", z) if self._check(z[None]) is not None else ("unknown", None)
+        return (TargetVerdict.SAT, z) if self._check(z[None]) is not None else (TargetVerdict.UNKNOWN, None)
 
     def run(self, deadline: float) -> SplitOutcome:
-        out = SplitOutcome("safe")
+        out = SplitOutcome(TargetVerdict.SAFE)
         stack = [self.root()]
         while stack:
             if time.time() > deadline:
-                out.verdict = "unknown"
+                out.verdict = TargetVerdict.UNKNOWN
                 return out
             nodes = stack.pop()
             if len(nodes) > self.batch:
@@ -230,7 +231,7 @@ class SplitSearch:
             ub, nodes, scores, point = self.optimise(nodes)
             out.nodes += len(nodes)
             if point is not None:
-                out.verdict, out.point = "sat", point
+                out.verdict, out.point = TargetVerdict.SAT, point
                 return out
             open_ = torch.nonzero(ub >= 0).flatten()
             if not len(open_):
@@ -240,11 +241,11 @@ class SplitSearch:
             for i in leaves:
                 out.lps += 1
                 verdict, z = self.region_lp([s[i] for s in nodes.sigma])
-                if verdict == "sat":
+                if verdict == TargetVerdict.SAT:
                     out.verdict, out.point = verdict, z
                     return out
-                if verdict == "unknown":  # this node stays open; the others may still hold a point
-                    out.verdict = "unknown"
+                if verdict == TargetVerdict.UNKNOWN:  # this node stays open; the others may still hold a point
+                    out.verdict = TargetVerdict.UNKNOWN
             if len(kids):
                 stack.append(kids)
         return out
