@@ -70,3 +70,42 @@ def test_exact_command_rejects_bad_options(tmp_path, capsys, extra, msg):
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def sat_property(tmp_path_factory, n1, test_split):
+    """N1 and an Linf box of radius 0.2 around test image 0: `sat`, found at once."""
+    from minadv.experiments.models import MODEL_DIR
+    from minadv.verify import Property, write_vnnlib
+
+    x = test_split.x(0)
+    path = tmp_path_factory.mktemp("prop") / "p.vnnlib"
+    write_vnnlib(Property.ball(x, 0.2, n1.predict(x), 10), path)
+    return ["vnnlib", str(MODEL_DIR / "N1.pt"), str(path), "--time-limit", "60"]
+
+
+@pytest.mark.parametrize("where, words", [("missing/cex.txt", "cex.txt: no folder"), (".", "is a folder")])
+def test_vnnlib_checks_the_counterexample_path_before_solving(sat_property, tmp_path, capsys, where, words):
+    assert main([*sat_property, "--counterexample", str(tmp_path / where)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and words in err and err.count("\n") == 1 and "Traceback" not in err, (out, err)
+
+
+def test_vnnlib_verdict_ends_stdout_even_if_the_counterexample_cannot_be_written(sat_property, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from minadv.experiments import vnnlib_cmd
+
+    def disk_full(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(vnnlib_cmd, "write_counterexample", disk_full)
+    assert main([*sat_property, "--counterexample", str(tmp_path / "cex.txt")]) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "sat" and "could not be written: [Errno 28] No space left" in err
+
+
+def test_vnnlib_refuses_a_binary_property_in_one_line(sat_property, tmp_path, capsys):
+    (tmp_path / "p.vnnlib").write_bytes(b"\x00\x01\xfe\xff binary")
+    assert main(["vnnlib", sat_property[1], str(tmp_path / "p.vnnlib")]) == 2
+    err = capsys.readouterr().err
+    assert "p.vnnlib:1: not a VNN-LIB file: byte 0xfe" in err and err.count("\n") == 1, err
