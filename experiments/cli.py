@@ -8,6 +8,7 @@ import os
 import sys
 
 import torch
+from minadv.verify.parallel import pinned_threads
 
 # name -> (module implementing it, one-line help)
 COMMANDS = {
@@ -51,6 +52,16 @@ def format_images(images: list[int]) -> str:
     return ",".join(parts)
 
 
+def threads(var: str) -> int:
+    """The thread count in environment variable `var`: a positive integer, 1 if unset."""
+    from minadv.verify import InputError
+
+    value = os.environ.get(var, "1")
+    if not (value.isdecimal() and int(value) >= 1):
+        raise InputError(f"${var} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minadv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
 
     args = build_parser().parse_args(argv)
-    # minadv's tensors are small: one torch thread is fastest, and several threads spinning
-    # against a busy second core made PGD 20x slower (12.5 s vs 0.6 s, measured here)
-    torch.set_num_threads(int(os.environ.get("MINADV_TORCH_THREADS", "1")))
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        # minadv's tensors are small: one torch thread is fastest, and several threads spinning
+        # against a busy second core made PGD 20x slower (12.5 s vs 0.6 s, measured here);
+        # BLAS likewise, as in the workers (verify/parallel.py)
+        torch.set_num_threads(threads("MINADV_TORCH_THREADS"))
+        with pinned_threads(threads("MINADV_BLAS_THREADS")):
+            return int(importlib.import_module(args._module).run(args) or 0)
     except (InputError, NetworkError, VnnlibError, DataError, FileNotFoundError) as err:
         print(f"minadv {args.command}: error: {err}", file=sys.stderr)
         return 2

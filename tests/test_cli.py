@@ -109,3 +109,48 @@ def test_vnnlib_refuses_a_binary_property_in_one_line(sat_property, tmp_path, ca
     assert main(["vnnlib", sat_property[1], str(tmp_path / "p.vnnlib")]) == 2
     err = capsys.readouterr().err
     assert "p.vnnlib:1: not a VNN-LIB file: byte 0xfe" in err and err.count("\n") == 1, err
+
+
+PROBE = """
+import json
+
+
+def add_arguments(p):
+    pass
+
+
+def run(args):
+    from threadpoolctl import threadpool_info
+
+    print(json.dumps({i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}))
+"""
+
+CALLER = """
+import json, sys
+from threadpoolctl import threadpool_info, threadpool_limits
+from minadv.experiments import cli  # loads numpy's and scipy's OpenBLAS
+threadpool_limits(2, user_api="blas")  # as on a 2-core machine, whatever this one has
+cli.COMMANDS["probe"] = ("probe", "prints the BLAS thread counts")
+code = cli.main(["probe"])
+print(json.dumps({i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}))
+sys.exit(code)
+"""
+
+
+def test_a_command_runs_blas_on_one_thread_and_restores_it(tmp_path, monkeypatch, capsys):
+    """With --jobs 1 the main process computes: its BLAS (numpy's and scipy's OpenBLAS) is
+    pinned to one thread as the workers' is, and set back when the command returns."""
+    import json
+    import os
+
+    (tmp_path / "probe.py").write_text(PROBE)
+    env = {k: v for k, v in os.environ.items() if k != "MINADV_BLAS_THREADS"}
+    proc = subprocess.run([sys.executable, "-c", CALLER], capture_output=True, text=True, timeout=300,
+                          env={**env, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    during, after = (json.loads(line) for line in proc.stdout.strip().splitlines())
+    assert len(during) >= 1 and set(during.values()) == {1}, during
+    assert set(after.values()) == {2}, after  # a library caller's setting comes back
+    monkeypatch.setenv("MINADV_BLAS_THREADS", "two")
+    assert main(["summary", "--nets", "N1", "--images", "0"]) == 2
+    assert "$MINADV_BLAS_THREADS must be a positive integer, got 'two'" in capsys.readouterr().err
