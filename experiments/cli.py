@@ -26,16 +26,22 @@ COMMANDS = {
 def parse_images(spec: str) -> list[int]:
     """'0:50' -> 0..49, '3' -> [3], '1,4,7' -> [1, 4, 7], '0:10,20:25' -> both ranges."""
     out: list[int] = []
-    try:
-        for part in spec.split(","):
+    for part in spec.split(","):
+        try:
             if ":" in part:
                 lo, hi = part.split(":")
-                out.extend(range(int(lo or 0), int(hi)))
+                lo, hi = int(lo or 0), int(hi)
             else:
-                out.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad image list {spec!r}: use e.g. 0:50 or 1,4,7") from None
-    if not out or min(out) < 0 or max(out) >= 10000:
+                lo = int(part)
+                hi = lo + 1
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad image list {spec!r}: use e.g. 0:50 or 1,4,7") from None
+        if lo == hi:
+            raise argparse.ArgumentTypeError(f"empty range {part} in {spec!r}: {lo}:{hi + 1} is image {lo}")
+        if lo > hi:
+            raise argparse.ArgumentTypeError(f"range {part} in {spec!r} is backwards: use {hi}:{lo}")
+        out.extend(range(lo, hi))
+    if min(out) < 0 or max(out) >= 10000:
         raise argparse.ArgumentTypeError(f"image indices in {spec!r} must lie in 0..9999")
     return out
 

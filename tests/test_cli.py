@@ -16,6 +16,18 @@ def test_parse_images():
             parse_images(bad)
 
 
+@pytest.mark.parametrize("spec, reason", [
+    ("5:5", "empty range 5:5 in '5:5': 5:6 is image 5"),
+    ("0:3,5:2", "range 5:2 in '0:3,5:2' is backwards: use 2:5"),
+    ("3:x", "bad image list '3:x'"),
+    ("0:10001", "must lie in 0..9999"),
+])
+def test_parse_images_says_what_is_wrong(spec, reason):
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        parse_images(spec)
+    assert reason in str(err.value)
+
+
 def test_summary_prints_accuracy_and_regions(capsys):
     assert main(["summary", "--nets", "N1", "--images", "0:2"]) == 0
     out = capsys.readouterr().out
