@@ -75,14 +75,18 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def load_idx_folder(folder: Path) -> dict[str, np.ndarray]:
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
+    """The four arrays from a folder of IDX files; any failure is a DataError 'IDX folder FOLDER: ...'."""
     out = {}
-    for key, name in IDX_FILES.items():
-        path = next((p for p in (folder / name, folder / f"{name}.gz") if p.exists()), None)
-        if path is None:
-            raise DataError(f"{folder}: missing {name}[.gz]")
-        out[key] = _read_idx(path)
+    try:
+        if not folder.is_dir():
+            raise DataError("no such folder")
+        for key, name in IDX_FILES.items():
+            path = next((p for p in (folder / name, folder / f"{name}.gz") if p.exists()), None)
+            if path is None:
+                raise DataError(f"missing {name}[.gz]")
+            out[key] = _read_idx(path)
+    except (DataError, OSError) as e:
+        raise DataError(f"IDX folder {folder}: {e}") from e
     return out
 
 
@@ -133,17 +137,14 @@ def _check(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
 def load_arrays(idx_folder: str | Path | None = None) -> dict[str, np.ndarray]:
     """The four arrays from the first source that works (see module docstring)."""
     if idx_folder is not None:
-        try:
-            return _check(load_idx_folder(Path(idx_folder)), f"IDX folder {idx_folder}")
-        except OSError as e:
-            raise DataError(f"IDX folder {idx_folder}: {e}") from e
+        return _check(load_idx_folder(Path(idx_folder)), f"IDX folder {idx_folder}")
     tried = []
     idx_folder = os.environ.get("MINADV_MNIST_IDX")
     if idx_folder:
         try:
             return _check(load_idx_folder(Path(idx_folder)), f"IDX folder {idx_folder}")
-        except (DataError, OSError) as e:
-            tried.append(f"IDX folder {idx_folder}: {e}")
+        except DataError as e:
+            tried.append(str(e))
     cached = cache_dir() / "mnist.npz"
     if cached.exists():
         try:
