@@ -166,3 +166,21 @@ def test_a_command_runs_blas_on_one_thread_and_restores_it(tmp_path, monkeypatch
     monkeypatch.setenv("MINADV_BLAS_THREADS", "two")
     assert main(["summary", "--nets", "N1", "--images", "0"]) == 2
     assert "$MINADV_BLAS_THREADS must be a positive integer, got 'two'" in capsys.readouterr().err
+
+
+def test_train_writes_into_the_current_folder_never_the_package(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    import torch
+    from minadv.experiments.models import MODEL_DIR, load
+
+    committed = {p.name: p.read_bytes() for p in MODEL_DIR.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "N1", "--epochs", "1"]) == 0
+    assert {p.name: p.read_bytes() for p in MODEL_DIR.iterdir()} == committed
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["N1.json", "N1.pt"]
+    assert "(use it as --net models/N1.pt)" in capsys.readouterr().out
+    state = torch.load(tmp_path / "models" / "N1.pt", weights_only=True)
+    assert np.array_equal(load("models/N1.pt").weights[0], state["0.weight"].double().numpy())
+    assert not np.array_equal(load("N1").weights[0], state["0.weight"].double().numpy())  # N1: the committed one
+    assert main(["train", "N1", "--out", str(tmp_path / "models" / "N1.pt")]) == 2  # a file, not a folder
+    assert "cannot create the folder" in capsys.readouterr().err
