@@ -8,6 +8,7 @@ import os
 import sys
 
 import torch
+from minadv.verify.parallel import pinned_threads
 
 # name -> (module implementing it, one-line help)
 COMMANDS = {
@@ -25,16 +26,22 @@ COMMANDS = {
 def parse_images(spec: str) -> list[int]:
     """'0:50' -> 0..49, '3' -> [3], '1,4,7' -> [1, 4, 7], '0:10,20:25' -> both ranges."""
     out: list[int] = []
-    try:
-        for part in spec.split(","):
+    for part in spec.split(","):
+        try:
             if ":" in part:
                 lo, hi = part.split(":")
-                out.extend(range(int(lo or 0), int(hi)))
+                lo, hi = int(lo or 0), int(hi)
             else:
-                out.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad image list {spec!r}: use e.g. 0:50 or 1,4,7") from None
-    if not out or min(out) < 0 or max(out) >= 10000:
+                lo = int(part)
+                hi = lo + 1
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad image list {spec!r}: use e.g. 0:50 or 1,4,7") from None
+        if lo == hi:
+            raise argparse.ArgumentTypeError(f"empty range {part} in {spec!r}: {lo}:{hi + 1} is image {lo}")
+        if lo > hi:
+            raise argparse.ArgumentTypeError(f"range {part} in {spec!r} is backwards: use {hi}:{lo}")
+        out.extend(range(lo, hi))
+    if min(out) < 0 or max(out) >= 10000:
         raise argparse.ArgumentTypeError(f"image indices in {spec!r} must lie in 0..9999")
     return out
 
@@ -49,6 +56,16 @@ def format_images(images: list[int]) -> str:
         parts.append(f"{images[k]}:{images[j] + 1}" if j > k else str(images[k]))
         k = j + 1
     return ",".join(parts)
+
+
+def threads(var: str) -> int:
+    """The thread count in environment variable `var`: a positive integer, 1 if unset."""
+    from minadv.verify import InputError
+
+    value = os.environ.get(var, "1")
+    if not (value.isdecimal() and int(value) >= 1):
+        raise InputError(f"${var} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     from .store import Interrupted
 
     args = build_parser().parse_args(argv)
-    # minadv's tensors are small: one torch thread is fastest, and several threads spinning
-    # against a busy second core made PGD 20x slower (12.5 s vs 0.6 s, measured here)
-    torch.set_num_threads(int(os.environ.get("MINADV_TORCH_THREADS", "1")))
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        # minadv's tensors are small: one torch thread is fastest, and several threads spinning
+        # against a busy second core made PGD 20x slower (12.5 s vs 0.6 s, measured here);
+        # BLAS likewise, as in the workers (verify/parallel.py)
+        torch.set_num_threads(threads("MINADV_TORCH_THREADS"))
+        with pinned_threads(threads("MINADV_BLAS_THREADS")):
+            return int(importlib.import_module(args._module).run(args) or 0)
     except (InputError, NetworkError, VnnlibError, DataError, FileNotFoundError) as err:
         print(f"minadv {args.command}: error: {err}", file=sys.stderr)
         return 2

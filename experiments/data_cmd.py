@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .data import cache_dir, data_sha256, mnist
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--idx", metavar="FOLDER", help="folder with the standard IDX files (torchvision MNIST/raw)")
+    p.add_argument("--idx", metavar="FOLDER", type=Path,
+                   help="folder with the standard IDX files (torchvision MNIST/raw): the only source then")
 
 
 def run(args) -> int:

@@ -1,8 +1,10 @@
 """The paper's networks N1 (784-50-10) and N2 (784-50-15-10): deterministic training and loading.
 
-Weights live in experiments/models/<name>.pt (state_dict of an nn.Sequential of Linear/ReLU)
-with a JSON card beside them (architecture, layers, seed, epochs, optimiser, accuracy, data
-sha256); the card's "layers" is what says the activations are ReLU (`ReluNetwork.load`).
+The committed weights live in the package, experiments/models/<name>.pt (state_dict of an
+nn.Sequential of Linear/ReLU) with a JSON card beside them (architecture, seed, epochs,
+optimiser, accuracy, data sha256; its "layers" is what says the activations are ReLU,
+`ReluNetwork.load`); the names N1 and N2 load them. `train` writes the same
+two files into a folder of the user's (default ./models), loaded by path.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from torch import nn
 
 from .data import Split, data_sha256, mnist
 
-MODEL_DIR = Path(__file__).parent / "models"
+MODEL_DIR = Path(__file__).parent / "models"  # the committed weights
+TRAINED_DIR = Path("models")  # where `train` writes by default: relative to the current folder
 ARCHITECTURES = {"N1": (784, 50, 10), "N2": (784, 50, 15, 10)}
 TRAIN_DEFAULTS = dict(seed=0, epochs=10, lr=1e-3, batch_size=128)
 
@@ -37,8 +40,8 @@ def accuracy(net: ReluNetwork, split: Split) -> float:
 
 
 def train(name: str, *, seed: int = 0, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
-          out_dir: Path = MODEL_DIR, log=print) -> dict:
-    """Train `name` with Adam on the 60000 training images, one thread, fixed seed; save .pt + .json."""
+          out_dir: Path = TRAINED_DIR, log=print) -> dict:
+    """Train `name` with Adam on the 60000 training images, one thread, fixed seed; save .pt + .json in out_dir."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown network {name!r}; known: {', '.join(ARCHITECTURES)}")
     sizes = ARCHITECTURES[name]
@@ -81,7 +84,8 @@ def train(name: str, *, seed: int = 0, epochs: int = 10, lr: float = 1e-3, batch
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out_dir / f"{name}.pt")
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    log(f"{name}: test accuracy {card['test_accuracy']:.4f}, trained in {seconds:.1f} s -> {out_dir / name}.pt")
+    log(f"{name}: test accuracy {card['test_accuracy']:.4f}, trained in {seconds:.1f} s -> {out_dir / name}.pt "
+        f"(use it as --net {out_dir / name}.pt)")
     return card
 
 

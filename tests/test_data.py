@@ -1,4 +1,5 @@
 import gzip
+import re
 
 import numpy as np
 import pytest
@@ -62,4 +63,18 @@ def test_no_source_gives_an_error_listing_what_was_tried(tmp_path, monkeypatch):
 def test_truncated_idx_file_is_refused(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x00" * 10)
     with pytest.raises(DataError):
+        data._read_idx(tmp_path / "t10k-images-idx3-ubyte")
+
+
+def test_an_idx_folder_given_on_the_command_line_is_the_only_source(tmp_path, capsys):
+    from minadv.experiments.cli import main
+
+    missing = tmp_path / "missing"
+    assert main(["data", "--idx", str(missing)]) == 2  # not a silent switch to the cache
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"IDX folder {missing}: no such folder" in err, err
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00")  # shorter than a header
+    with pytest.raises(DataError, match=rf"IDX folder {re.escape(str(tmp_path))}: missing train-images-idx3-ubyte"):
+        data.mnist("test", tmp_path)
+    with pytest.raises(DataError, match="is not an unsigned-byte IDX file"):
         data._read_idx(tmp_path / "t10k-images-idx3-ubyte")

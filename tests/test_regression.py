@@ -1,9 +1,11 @@
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 from minadv.attacks import ATTACKS
 from minadv.verify import (
+    InputError,
     Result,
     Status,
     assert_not_below_optimum,
@@ -58,6 +60,32 @@ def test_floor_and_refusals(n1, n1_image1):
         optimum_floor(dataclasses.replace(exact, status=Status.ERROR))
     with pytest.raises(ValueError, match="L2"):
         assert_not_below_optimum(n1, x, exact.x_adv - x, exact=exact, norm="inf")
+
+
+def test_a_delta_of_the_wrong_shape_is_an_input_error(n1, n1_image1):
+    x, exact = n1_image1
+    for delta in (np.zeros(10), np.zeros((2, 784))):
+        with pytest.raises(InputError, match=rf"delta has {delta.size} values \(shape {re.escape(str(delta.shape))}\); "
+                                             "the image has 784"):
+            assert_not_below_optimum(n1, x, delta, exact=exact)
+    assert_not_below_optimum(n1, x, (exact.x_adv - x).reshape(28, 28), exact=exact)  # 784 values in any shape
+
+
+def test_a_result_for_another_image_is_a_mix_up_not_a_solver_bug(n1, n1_image1, test_split):
+    x, exact = n1_image1
+    c = n1.predict(x)
+    # another image of the same class (the class check cannot tell) and one of another class
+    same = next(i for i in range(2, 100) if n1.predict(test_split.x(i)) == c)
+    other = next(i for i in range(2, 100) if n1.predict(test_split.x(i)) != c)
+    for i in (same, other):
+        xi = test_split.x(i)
+        exact_i = minimal_perturbation(n1, xi, time_limit=60)
+        assert exact_i.status == Status.OPTIMAL
+        with pytest.raises(InputError, match="another image"):
+            assert_not_below_optimum(n1, xi, exact_i.x_adv - xi, exact=exact)  # exact of image 1, x of image i
+        with pytest.raises(InputError, match="another image"):
+            assert_not_below_optimum(n1, xi, exact, exact=exact_i)  # the attack's Result is image 1's
+        assert_not_below_optimum(n1, xi, exact_i, exact=exact_i)
 
 
 @pytest.mark.skipif("rlrqp" not in ATTACKS, reason="rLR-QP not registered yet (attacks branch)")

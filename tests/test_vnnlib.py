@@ -206,3 +206,29 @@ def test_counterexample_written_by_format_is_checked_against_the_network():
     x = np.array([0.4, 0.45]) + [-0.05, 0.0]
     xr, yr = parse_counterexample(format_counterexample(x, net.forward(x)))
     assert np.array_equal(yr, net.forward(xr)) and check_counterexample(net, prop, xr).valid
+
+
+# --- files that are not text, and inputs meant to break the reader ------------------------
+
+
+def test_a_binary_file_or_a_folder_is_a_vnnlib_error(tmp_path):
+    binary = tmp_path / "model.vnnlib"
+    binary.write_bytes(b"(declare-const X_0 Real)\n\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(VnnlibError, match=r"model.vnnlib:2: not a VNN-LIB file: byte 0x89 at offset 25"):
+        read_vnnlib(binary)
+    with pytest.raises(VnnlibError, match=r"not a counterexample file: byte 0x89"):
+        read_counterexample(binary)
+    with pytest.raises(VnnlibError, match="is a folder, not a VNN-LIB file"):
+        read_vnnlib(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no counterexample file at"):
+        read_counterexample(tmp_path / "missing.txt")
+
+
+def test_deep_nesting_and_huge_indices_are_read_or_refused_plainly():
+    deep = "(assert " + "(and " * 5000 + "(<= X_0 0.5) (>= X_0 0.25) (<= X_1 1) (>= X_1 0.75)" + ")" * 5001
+    prop = parse_vnnlib(header() + deep + "\n(assert (>= Y_0 Y_1))")
+    assert prop.lower.tolist() == [0.25, 0.75] and prop.upper.tolist() == [0.5, 1.0]
+    with pytest.raises(VnnlibError, match="minadv reads inputs X_i"):
+        parse_vnnlib(f"(declare-const X_{'9' * 5000} Real)")
+    with pytest.raises(VnnlibError, match="expected an assignment"):
+        parse_counterexample(f"sat\n((X_{'1' * 5000} 0.5))")

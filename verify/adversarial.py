@@ -76,6 +76,7 @@ def verified_result(
     `error` for exact methods.
     """
     fields.setdefault("counts", Counts())
+    fields["x"] = np.array(x, dtype=np.float64).reshape(-1)
     if x_adv is None:
         return Result(method, norm, status, c, **fields)
     z = push_across(net, x, x_adv, c, strict=strict)

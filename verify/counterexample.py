@@ -26,6 +26,7 @@ from .vnnlib import (
     VnnlibError,
     format_number,
     parse_number,
+    read_text,
     sexprs,
 )
 
@@ -100,5 +101,4 @@ def parse_counterexample(text: str, source: str = "<counterexample>") -> tuple[n
 
 def read_counterexample(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) from a `sat` result file."""
-    path = Path(path)
-    return parse_counterexample(path.read_text(), source=str(path))
+    return parse_counterexample(read_text(path, "counterexample file"), source=str(path))

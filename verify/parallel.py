@@ -1,16 +1,47 @@
-"""Worker processes that use one core each.
+"""One core per process: worker processes, and the main process while a command runs.
 
 Measured here: rLR-QP on 10 N1 images in 2 spawned workers took 0.42 s per image against
 0.15 s in one process, because each worker's OpenBLAS (numpy, scipy) started one thread per
-core; one BLAS and one torch thread per worker removes the oversubscription.
+core; one BLAS and one torch thread per worker removes the oversubscription. The main
+process needs the same (`pinned_threads`): `minadv reproduce --quick` with --jobs 1 took 136 s
+instead of 45 s on a busy 2-core machine while its BLAS ran on two threads.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from contextlib import contextmanager
 
-_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _thread_env(n: int):
+    """The BLAS / OpenMP thread variables set to n in this process's environment for the block.
+    A library reads them when it is loaded: in a worker that starts, or one first imported in the block."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: str(n) for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def pinned_threads(n: int = 1):
+    """BLAS (numpy's and scipy's OpenBLAS, MKL) on n threads in this process for the block, and
+    as before after it: threadpoolctl for the libraries already loaded (environment variables
+    are read only at load time), the variables for those loaded in the block. OpenMP is left
+    to torch.set_num_threads."""
+    from threadpoolctl import threadpool_limits
+
+    with _thread_env(n), threadpool_limits(limits=n, user_api="blas"):
+        yield
 
 
 def _start(initializer, initargs) -> None:
@@ -24,13 +55,5 @@ def _start(initializer, initargs) -> None:
 def spawn_pool(processes: int, initializer=None, initargs=()):
     """A spawn-context Pool whose workers run BLAS and torch on one thread each (the
     variables are set in this process's environment only while the workers start)."""
-    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update({k: "1" for k in _ONE_THREAD})
-    try:
+    with _thread_env(1):
         return mp.get_context("spawn").Pool(processes, _start, (initializer, initargs))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -14,10 +14,25 @@ import numpy as np
 from .adversarial import check, push_across
 from .domain import check_image, lp_norm, norm_name, parse_norm
 from .exact import minimal_perturbation
-from .network import ReluNetwork
+from .network import InputError, ReluNetwork
 from .result import Result, Status
 
 REL_GAP = 1e-4  # the exact solver's default relative gap: its tolerance on the optimum
+IMAGE_ATOL = 1e-6  # pixels further apart than this (float32 rounding is 6e-8) make another image
+
+
+def check_result_is_for(net: ReluNetwork, x: np.ndarray, result: Result, what: str) -> None:
+    """InputError unless `result` can be a result for image x: its pred is net's class of x and
+    the image it records (Result.x, where recorded) equals x to IMAGE_ATOL per pixel."""
+    c = net.predict(x)
+    if result.pred != c:
+        raise InputError(f"the {what} result is for an image of class {result.pred}, the network puts x in class {c}: "
+                         "a result for another image or network?")
+    if result.x is not None:
+        gap = np.abs(np.ravel(result.x) - x).max() if np.size(result.x) == x.size else np.inf
+        if not gap <= IMAGE_ATOL:
+            raise InputError(f"the {what} result was computed for another image (its x differs from this x by "
+                             f"{gap:.3g} in a pixel)")
 
 
 def optimum_floor(exact: Result, rel_gap: float = REL_GAP) -> float:
@@ -46,19 +61,29 @@ def assert_not_below_optimum(
     delta: the attack's perturbation, or its Result (a failed attack claims nothing and passes).
     exact: a precomputed `minimal_perturbation` result for (net, x, norm); solved here (with
     `time_limit`) when None. Returns the exact result, so a caller can reuse it.
+    A delta of the wrong size, or a Result that cannot be for x (`check_result_is_for`), is an
+    InputError: a mix-up of the caller's, not a verdict on the attack or the solver.
     """
     x = check_image(net, x)
     p = parse_norm(norm)
+    if isinstance(delta, Result):
+        check_result_is_for(net, x, delta, "attack's")
+    else:
+        delta = np.asarray(delta, dtype=np.float64)
+        if delta.size != x.size:
+            raise InputError(f"delta has {delta.size} values (shape {delta.shape}); the image has {x.size}")
     if exact is None:
         exact = minimal_perturbation(net, x, p, time_limit=time_limit)
     elif exact.norm != p:
         raise ValueError(f"the exact result is for L{norm_name(exact.norm)}, the check for L{norm_name(p)}")
+    else:
+        check_result_is_for(net, x, exact, "exact")
     floor = optimum_floor(exact, rel_gap)
     if isinstance(delta, Result):
         if delta.x_adv is None:
             return exact
         delta = delta.x_adv - x
-    delta = np.asarray(delta, dtype=np.float64).reshape(-1)
+    delta = delta.reshape(-1)
     c = net.predict(x)
     if push_across(net, x, x + delta, c) is None:
         v = check(net, x + delta, c)

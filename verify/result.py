@@ -48,7 +48,9 @@ class Result:
 
     value is ||x_adv - x||_p of the returned point, which passed the float64 check
     (x_adv in [0,1]^d, margin = max_{l != pred} f_l - f_pred >= -1e-9); lower/upper are
-    the exact solver's bounds on the minimal norm (nan for attacks).
+    the exact solver's bounds on the minimal norm (nan for attacks). x is the image the
+    method ran on (flat float64 copy; None in a hand-made record), so that a result can be
+    told apart from one for another image (`minadv.verify.regression.check_result_is_for`).
     """
 
     method: str
@@ -64,6 +66,7 @@ class Result:
     time_s: float = 0.0
     counts: Counts = field(default_factory=Counts)
     message: str = ""
+    x: np.ndarray | None = None
 
     @property
     def gap(self) -> float:

@@ -126,7 +126,8 @@ def _head(expr) -> str | None:
 
 
 _TOKENS = re.compile(r";[^\n]*|\(|\)|[^\s();]+|\n")
-VAR = re.compile(r"([XY])_(\d+)$")
+# At most 9 digits: an index is a plain int (Python refuses int() of over 4300 digits)
+VAR = re.compile(r"([XY])_([0-9]{1,9})$")
 
 
 def parse_number(text: str, source: str, line: int) -> float:
@@ -162,12 +163,26 @@ def sexprs(text: str, source: str) -> list:
     return stack[0].items
 
 
+def read_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of the file `what` at path: a missing file is a FileNotFoundError, a
+    folder or a file that is not UTF-8 text (e.g. a binary) a VnnlibError naming the line."""
+    path = Path(path)
+    if path.is_dir():
+        raise VnnlibError(f"{path} is a folder, not a {what}")
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} at {path}")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise VnnlibError(f"{path}:{line}: not a {what}: byte 0x{raw[err.start]:02x} at offset {err.start} "
+                          "is not UTF-8 text") from None
+
+
 def read_vnnlib(path: str | Path) -> Property:
     """The property in a .vnnlib file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no VNN-LIB file at {path}")
-    return parse_vnnlib(path.read_text(), source=str(path))
+    return parse_vnnlib(read_text(path, "VNN-LIB file"), source=str(path))
 
 
 def parse_vnnlib(text: str, source: str = "<vnnlib>") -> Property:
@@ -213,19 +228,23 @@ class _Reader:
         self.declared[kind][k] = form.line
 
     def _assert(self, expr) -> None:
-        if _head(expr) == "and":  # a conjunction: each part is an assertion of its own
-            for sub in expr.items[1:]:
-                self._assert(sub)
-            return
-        cmp = self._comparison(expr)
-        if cmp and cmp[0] == "X":
-            self._input_bound(cmp, expr.line)
-            return
-        if self.output_line is not None:
-            raise self.error(expr.line, f"a second output constraint (the first is at line {self.output_line}); "
-                                        "minadv reads one disjunction of Y_j >= Y_label")
-        self.output_line = expr.line
-        self.outputs = self._disjunction(expr)
+        # A conjunction: each part is an assertion of its own, in order. A stack, not recursion,
+        # so that a deeply nested (and (and ...)) is read, not a RecursionError.
+        todo = [expr]
+        while todo:
+            expr = todo.pop()
+            if _head(expr) == "and":
+                todo.extend(reversed(expr.items[1:]))
+                continue
+            cmp = self._comparison(expr)
+            if cmp and cmp[0] == "X":
+                self._input_bound(cmp, expr.line)
+                continue
+            if self.output_line is not None:
+                raise self.error(expr.line, f"a second output constraint (the first is at line {self.output_line}); "
+                                            "minadv reads one disjunction of Y_j >= Y_label")
+            self.output_line = expr.line
+            self.outputs = self._disjunction(expr)
 
     def _comparison(self, expr):
         """('X', i, (lower, upper)) for a bound on X_i, ('Y', j, l) for Y_j >= Y_l, None if no (<= a b)/(>= a b)."""
