@@ -13,6 +13,7 @@ import inspect
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from multiprocessing import resource_tracker
 
 import numpy as np
 from minadv.verify import ReluNetwork, Result, norm_name, parse_norm
@@ -151,16 +152,31 @@ def run_many(
 def _pool(jobs: int):
     """spawn_pool whose workers ignore Ctrl-C: a terminal sends SIGINT to the whole process group,
     and the parent handles it (the pool's exit ends the workers); otherwise each worker prints
-    its own traceback. Ignored in this process while the workers start, since an ignored SIGINT
-    stays ignored across the spawn's exec and Python then leaves it so (a Ctrl-C while they
-    import torch); and by each worker's initializer (a pool started outside the main thread)."""
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
-    try:
+    its own traceback.
+
+    While the workers start, SIGINT is blocked in this thread, not ignored (an ignored SIGINT is
+    lost and the run goes on): the children inherit the blocked mask across fork and exec, so a
+    Ctrl-C while they import torch stays pending there until their initializer ignores it. Here
+    a SIGINT that came meanwhile, pending or (taken by another thread) recorded by a handler that
+    only records, ends the new pool and is raised as KeyboardInterrupt. The resource tracker is
+    started first: its first start, inside Pool(), unblocks SIGINT again (CPython 3.11)."""
+    if threading.current_thread() is not threading.main_thread():
         return spawn_pool(jobs, _ignore_sigint)
+    resource_tracker.ensure_running()
+    hits: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: hits.append(signum))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = spawn_pool(jobs, _ignore_sigint)
+        if signal.SIGINT in signal.sigpending():
+            hits.append(signal.sigwait({signal.SIGINT}))
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous)
+    if hits:
+        pool.terminate()
+        raise KeyboardInterrupt
+    return pool
 
 
 def _ignore_sigint() -> None:

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import minadv.experiments.runner as runner
@@ -197,3 +198,23 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
         assert err.splitlines()[-1] == f"minadv exact: interrupted; {rows} rows kept in {out}; the same command resumes"
     else:
         assert err.splitlines()[-1].startswith("minadv exact: interrupted")
+
+
+def test_ctrl_c_while_the_pool_starts_is_not_lost(monkeypatch):
+    """A SIGINT that arrives while the workers are being spawned is raised as KeyboardInterrupt
+    once the pool is ended, not swallowed (the run would go on after the user's Ctrl-C)."""
+    started = []
+
+    def spawn_and_interrupt(jobs, initializer):
+        pool = mp.get_context("spawn").Pool(1, initializer)
+        started.append(pool)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl-C in the middle of the start
+        return pool
+
+    monkeypatch.setattr(runner, "spawn_pool", spawn_and_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        runner._pool(2)
+    assert len(started) == 1
+    with pytest.raises(ValueError, match="Pool not running"):
+        started[0].apply(int, (1,))
+    assert signal.SIGINT not in signal.sigpending() and signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
