@@ -154,3 +154,50 @@ def test_same_input_same_result():
     assert np.array_equal(a.solution.value, b.solution.value)
     assert torch.equal(a.solution.v.nan_to_num(), b.solution.v.nan_to_num())
     assert np.array_equal(a.working_set, b.working_set)
+
+
+def test_rlrqp_with_the_working_set_finds_what_the_dense_solver_finds(n1, test_split):
+    """Both region solvers are exact (to 1e-9), so rLR-QP takes the same path on N1."""
+    from minadv.attacks import RLRQP
+
+    for image in (0, 3):
+        x = test_split.x(image)
+        dense, ws = (RLRQP(solver=s).run(n1, x) for s in ("dense", "workingset"))
+        assert dense.status == ws.status == "found"
+        assert ws.value == pytest.approx(dense.value, rel=1e-6)
+        assert ws.counts.regions == dense.counts.regions
+
+
+def test_auto_picks_the_dense_solver_for_n1_and_the_working_set_for_a_wide_network(n1, test_split):
+    from minadv.attacks.rlrqp import region_solver
+    from minadv.verify.fastqp import RegionQPs
+
+    x = test_split.x(0)
+    assert isinstance(region_solver(n1, x, n1.predict(x)), RegionQPs)
+    wide = random_net((784, 300, 10), seed=8)
+    assert isinstance(region_solver(wide, x, wide.predict(x)), WorkingSetQPs)
+    with pytest.raises(ValueError, match="CPU only"):
+        region_solver(n1, x, 0, "dense", "meta")
+
+
+def test_device_option_and_a_bad_device_is_a_one_line_error(tmp_path, capsys):
+    from minadv.experiments.cli import main
+
+    out = ["--out", str(tmp_path / "r.csv")]
+    assert main(["attack", "--method", "rlrqp", "--images", "0", "--device", "cpu", *out]) == 0
+    assert main(["attack", "--method", "rlrqp", "--images", "0", "--device", "nonsense::", *out]) == 2
+    assert "rlrqp: bad device 'nonsense::'" in capsys.readouterr().err
+    assert main(["bench", "qp", "--nets", "N1", "--device", "nonsense::"]) == 2
+    assert "bad device 'nonsense::'" in capsys.readouterr().err
+
+
+def test_bench_qp_takes_any_network_file(tmp_path, capsys):
+    from minadv.experiments.cli import main
+
+    net = random_net((784, 20, 10), seed=9)
+    torch.save(net.to_torch(torch.float64).state_dict(), tmp_path / "mine.pt")
+    assert main(["bench", "qp", "--net", str(tmp_path / "mine.pt"), "--images", "0", "--points", "0",
+                 "--reference", "1"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines[1][:4] == ["mine", "0", "1", "9"]  # the region of x, nine targets
+    assert float(lines[1][8]) < 1e-6 and float(lines[1][-1]) < 1e-6  # dense vs working set, vs DAQP
