@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .fastqp import INFEASIBLE, OPTIMAL, UNCONVERGED, Basis, BatchSolution, QPBatch, RegionBest, solve_batch
+from .fastqp import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, Basis, BatchSolution, QPBatch, RegionBest, solve_batch
 from .qp import BoxQP, solve_daqp
 
 
@@ -99,17 +99,20 @@ class FixedPattern:
         return R
 
     def rows(self, idx: np.ndarray) -> torch.Tensor:
-        """G_j for the hidden neurons idx (k,), in the order of idx."""
+        """G_j for the hidden neurons idx (k,), in the order of idx: a neuron of layer k >= 1 is
+        the covector W_k[j] D_{k-1} on layer k-1, pulled back from there; layer 0's rows are W_1's."""
+        idx = np.asarray(idx, dtype=np.int64)
         layer = np.searchsorted(self.offsets, idx, side="right") - 1
-        dev = self.weights[0].device
+        out = torch.empty(len(idx), self.weights[0].shape[1], dtype=torch.float64, device=self.weights[0].device)
+        first = np.flatnonzero(layer == 0)
+        out[first] = self.weights[0][idx[first]]
         cov, order = {}, []
-        for k in sorted(set(layer.tolist()), reverse=True):
+        for k in sorted(set(layer.tolist()) - {0}, reverse=True):
             sel = np.flatnonzero(layer == k)
-            cov[k] = torch.zeros(len(sel), self.offsets[k + 1] - self.offsets[k], dtype=torch.float64, device=dev)
-            cov[k][np.arange(len(sel)), idx[sel] - self.offsets[k]] = 1.0
+            cov[k - 1] = self.weights[k][idx[sel] - self.offsets[k]] * self.masks[k - 1]
             order.extend(sel.tolist())
-        out = torch.empty(len(idx), self.weights[0].shape[1], dtype=torch.float64, device=dev)
-        out[order] = self.pullback(cov)
+        if order:
+            out[order] = self.pullback(cov)
         return out
 
     def logit_rows(self, targets: np.ndarray, c: int) -> torch.Tensor:
@@ -143,6 +146,7 @@ class WorkingSetQPs:
         self.x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1))
         self.c, self.tol, self.add, self.max_rounds, self.max_iter = int(c), tol, add, max_rounds, max_iter
         self.lo, self.hi = -self.x, 1.0 - self.x
+        self.norms0 = self.weights[0].norm(dim=1).cpu()  # ||G_j|| of the first layer's rows (pattern-free)
 
     def region(self, active: torch.Tensor) -> FixedPattern:
         return FixedPattern(self.weights, self.biases, torch.as_tensor(active, dtype=torch.bool))
@@ -158,14 +162,16 @@ class WorkingSetQPs:
         reg = self.region(active)
         xd = self.x.to(self.device)
         b_region, w_target, b_target = self._right_sides(reg, targets)
-        cache_rows: dict[int, torch.Tensor] = {}  # a_j = -s_j G_j (CPU) of the rows formed so far
-        W: list[int] = []
+        W, cache_rows, bound = self._seed(reg, b_region)  # cache: a_j = -s_j G_j (CPU) of the rows formed
         sol = BatchSolution(np.full(T, UNCONVERGED, dtype=object), np.full(T, np.inf),
                             torch.full((T, len(self.x)), torch.nan, dtype=torch.float64), np.zeros(T),
-                            torch.zeros(T, 1, dtype=torch.float64), np.zeros(T, dtype=np.int64))
-        open_ = np.arange(T)
-        lam_prev = torch.zeros(T, 1, dtype=torch.float64)  # multipliers: W's rows, then the target row
+                            torch.zeros(T, len(W) + 1, dtype=torch.float64), np.zeros(T, dtype=np.int64))
         thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (T,)).copy()
+        cheap = np.maximum(bound, (-b_target / w_target.norm(dim=1).clamp_min(1e-300)).clamp_min(0.0).numpy())
+        sol.lower[:] = cheap
+        sol.status[cheap >= thr] = PRUNED  # a lower bound already at the threshold: no QP at all
+        open_ = np.flatnonzero(sol.status == UNCONVERGED)
+        lam_prev = sol.lam  # multipliers: W's rows, then the target row
         rounds = 0
         while len(open_) and rounds < self.max_rounds:
             rounds += 1
@@ -192,6 +198,30 @@ class WorkingSetQPs:
             lam_prev = torch.cat([lam_prev[:, :-1], torch.zeros(T, len(added), dtype=torch.float64), lam_prev[:, -1:]], 1)
         sol.lam = lam_prev
         return RegionSolution(sol, np.asarray(W, dtype=np.int64), rounds)
+
+    def _seed(self, reg: FixedPattern, b_region: torch.Tensor) -> tuple[list[int], dict[int, torch.Tensor], float]:
+        """The first working set and a cheap lower bound on every target's optimum.
+
+        At v = 0 (the image x) the rows with b_j < 0 are violated, and each one's half-space
+        is at distance -b_j / ||a_j|| from 0: the largest such distance bounds ||v|| below (the
+        box and the other rows ignored), as `fastqp.QPBatch.cheap_bound` does. Norms are known
+        for first-layer rows (pattern-free); of the deeper rows, the `add` most violated (in value)
+        are formed. The `add` rows farthest away start the working set."""
+        viol = -b_region
+        cand = torch.argsort(viol, descending=True)[: int((viol > 0).sum())].numpy()
+        layer0 = cand < len(self.norms0)
+        deep = cand[~layer0][: self.add]
+        cache = self._formed(reg, np.r_[cand[layer0][np.argsort(-(viol[cand[layer0]] / self.norms0[cand[layer0]]).numpy(),
+                                                                kind="stable")][: self.add], deep])
+        if not cache:
+            return [], cache, 0.0
+        known = np.fromiter(cache, dtype=np.int64)
+        dist = (viol[known] / torch.stack([cache[int(j)] for j in known]).norm(dim=1).clamp_min(1e-300)).numpy()
+        bound = float(dist.max())
+        if layer0.any():
+            bound = max(bound, float((viol[cand[layer0]] / self.norms0[cand[layer0]]).max()))
+        W = known[np.argsort(-dist, kind="stable")][: self.add]
+        return sorted(W.tolist()), cache, bound
 
     def _right_sides(self, reg: FixedPattern, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """b_j = s_j pre_j(x) of the region rows, and the target rows -(F_t - F_c) with their
