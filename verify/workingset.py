@@ -31,7 +31,10 @@ Why this is exact:
   min over the box of lam^T (A v - b) > 0) is one of the full problem (zeros elsewhere), so
   `infeasible` is certified;
 - pruning (lower bound >= threshold) uses the same valid bound.
-Rows enter W at most `add` per problem and round; W only grows, so the loop ends after at most
+The first working set: the `add` rows violated at v = 0 (the image x) farthest away; the
+largest distance -b_j / ||a_j|| of a row violated at 0 is a cheap lower bound (as
+`fastqp.QPBatch.cheap_bound`), and a problem whose cheap bound reaches the threshold is pruned
+without a QP. Rows enter W at most `add` per problem and round; W only grows, so the loop ends after at most
 H / add rounds (capped by `max_rounds`, after which a problem is reported `unconverged`).
 
 The network passes run on `device` (cpu or cuda); the small QPs over W run on the CPU in float64.
