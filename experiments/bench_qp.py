@@ -8,7 +8,8 @@ region row (`verify.fastqp`, "dense") and constraint generation with matrix-free
 Regions: the distinct activation patterns of `points` random points x + eps around each
 image (eps uniform in B(0, radius), as rLR-QP samples), or with --points 0 the region of x
 alone; every target t != c, no threshold (no pruning). Prints per solver the seconds per
-region (all targets together) and the largest value gap between the solvers, and ms per QP of
+region (all targets together) and the largest value gap between the solvers (inf when they
+disagree on which problems are optimal), and ms per QP of
 DAQP / Clarabel with their largest gap on the first `reference` problems of each image (0: skip
 them; on 784-1024-10 they take seconds per QP). One torch thread.
 """
@@ -63,6 +64,12 @@ def _workingset(net, x, c, active, targets, device):
             sum(s.fallbacks for s in sols))
 
 
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b| over the problems both solved to optimality; inf if they disagree on which."""
+    both = np.isfinite(a) & np.isfinite(b)
+    return float(np.abs(a[both] - b[both]).max(initial=0.0)) if np.array_equal(both, np.isfinite(a) | np.isfinite(b)) else np.inf
+
+
 def run(args) -> int:
     try:
         check_device(args.device)
@@ -91,7 +98,7 @@ def run(args) -> int:
                 seconds = (time.perf_counter() - start) / len(active)
                 values.append(np.where(status == OPTIMAL, value, np.inf))
                 cells.append(f"{seconds:>20.3f} {fallbacks:>9}")
-            gap = max((np.nanmax(np.abs(v - values[0]), initial=0.0) for v in values[1:]), default=0.0)
+            gap = max((_gap(v, values[0]) for v in values[1:]), default=0.0)
             ref = range(min(args.reference, len(values[0])))
             times, ref_gap = {solve_daqp: np.nan, solve_clarabel: np.nan}, 0.0
             for solver in times if len(ref) else ():
