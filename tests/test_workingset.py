@@ -201,3 +201,15 @@ def test_bench_qp_takes_any_network_file(tmp_path, capsys):
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert lines[1][:4] == ["mine", "0", "1", "9"]  # the region of x, nine targets
     assert float(lines[1][8]) < 1e-6 and float(lines[1][-1]) < 1e-6  # dense vs working set, vs DAQP
+
+
+def test_bench_attacks_takes_any_network_file(tmp_path, capsys):
+    from minadv.experiments.cli import main
+
+    net = random_net((784, 20, 10), seed=10)
+    torch.save(net.to_torch(torch.float64).state_dict(), tmp_path / "mine.pt")
+    out = tmp_path / "b.csv"
+    assert main(["bench", "attacks", "--net", str(tmp_path / "mine.pt"), "--methods", "rlrqp", "--images", "0",
+                 "--option", "solver=workingset", "--option", "n3=1", "--option", "n4=1", "--out", str(out)]) == 0
+    table = (tmp_path / "b.md").read_text()
+    assert "| mine | rlrqp | 1 |" in table
