@@ -29,17 +29,56 @@ own result with the targets restricted to the class it found (the paper's Table 
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from minadv.verify import Counts, ReluNetwork, check, patterns, push_across
 from minadv.verify.fastqp import RegionQPs
+from minadv.verify.workingset import WorkingSetQPs
 
 from .base import Attack
 from .deepfool import DeepFool
 
 TARGETS = ("all", "warm")
+
+
+class Solver(str, Enum):
+    """The region-QP solver: `dense` (fastqp.RegionQPs: every region row, basis W_1; fastest on
+    small networks such as N1/N2), `workingset` (verify.workingset: constraint generation with
+    matrix-free rows; for wide or deep networks), `auto`: dense up to DENSE_MAX_HIDDEN hidden
+    neurons, else workingset."""
+
+    AUTO = "auto"
+    DENSE = "dense"
+    WORKINGSET = "workingset"
+
+
+DENSE_MAX_HIDDEN = 256  # fastqp's pair table is h^2/2 x d (h = first layer width): 3.3 GB at h = 1024
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device named `device`; ValueError for a bad name or one torch does not see."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"bad device {device!r}: {err}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: torch sees no CUDA device")
+    return dev
+
+
+def region_solver(net: ReluNetwork, x: np.ndarray, c: int, solver: Solver | str = Solver.AUTO, device: str = "cpu"):
+    """The region-QP solver object for image x of class c (see `Solver`); the dense one runs on the CPU."""
+    solver = Solver(solver)
+    if solver is Solver.AUTO:
+        solver = Solver.DENSE if sum(net.hidden_sizes) <= DENSE_MAX_HIDDEN else Solver.WORKINGSET
+    if solver is Solver.DENSE:
+        if torch.device(device).type != "cpu":
+            raise ValueError("the dense region solver runs on the CPU only; use solver=workingset with a device")
+        return RegionQPs(net, x, c)
+    return WorkingSetQPs(net, x, c, device=device)
 
 
 def boundary_on_segment(net: ReluNetwork, x: np.ndarray, end: np.ndarray, c: int, steps: int = 60) -> np.ndarray | None:
@@ -76,8 +115,8 @@ class Found(NamedTuple):
 class _Explorer:
     """Problem (2) on the regions of many points, each region solved at most once."""
 
-    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int):
-        self.net, self.qps = net, RegionQPs(net, x, c)
+    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, solver: Solver | str = Solver.AUTO, device: str = "cpu"):
+        self.net, self.qps = net, region_solver(net, x, c, solver, device)
         self.seen: set[bytes] = set()
         self.counts = Counts()
 
@@ -121,23 +160,29 @@ class RLRQP(Attack):
     targets: "all" (every class but c, as for N1/N2 in the paper) or "warm" (only the warm
     start's class, as for the paper's deeper networks; all classes when there is no warm start). seed: the random generator's seed
     (same seed, same result). iterations: applications of the attack, each from the last
-    result with the targets restricted to its class (paper's Table 3).
+    result with the targets restricted to its class (paper's Table 3). solver: the region-QP
+    solver (`Solver`; auto picks by network size); device: where the working-set solver runs
+    its network passes (cpu, cuda).
     """
 
     name = "rlrqp"
 
     def __init__(self, *, n1: int = 10, n2: int = 10, n3: int = 5, n4: int = 3, alpha: float = 1.5,
-                 targets: str = "all", iterations: int = 1, seed: int = 0):
+                 targets: str = "all", iterations: int = 1, seed: int = 0, solver: str = "auto", device: str = "cpu"):
         if targets not in TARGETS:
             raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
+        if solver not in {s.value for s in Solver}:
+            raise ValueError(f"solver must be one of {', '.join(s.value for s in Solver)}, got {solver!r}")
+        check_device(device)
         if min(n1, n2, n3, n4, iterations) < 1 or alpha < 1:
             raise ValueError("n1, n2, n3, n4 and iterations must be >= 1 and alpha >= 1")
         self.n1, self.n2, self.n3, self.n4, self.alpha = n1, n2, n3, n4, alpha
         self.targets, self.iterations, self.seed = targets, iterations, seed
+        self.solver, self.device = Solver(solver), device
 
     def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
         rng = np.random.default_rng(self.seed)
-        explorer = _Explorer(net, x, c)
+        explorer = _Explorer(net, x, c, self.solver, self.device)
         start = warm_start(net, x, c)
         targets = [t for t in range(net.n_outputs) if t != c]
         if self.targets == "warm" and start is not None:
@@ -156,7 +201,7 @@ class RLRQP(Attack):
 
     def _search(self, explorer: _Explorer, x: np.ndarray, targets, best: Found | None, rng) -> Found | None:
         """One application of Algorithm 1 from `best` (or from (2) on Q(x) alone)."""
-        at_x = explorer.solve(x[None], targets, np.inf)[0]
+        at_x = explorer.solve(x[None], targets, np.inf if best is None else best.norm)[0]  # only a better one is kept
         if at_x is not None and (best is None or at_x.norm < best.norm):
             best = at_x
         if best is None:

@@ -21,6 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, help="random seed of rlrqp (default 0)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the attack's constructor, e.g. targets=warm or n1=20 (repeatable)")
+    p.add_argument("--device", help="device of rlrqp's working-set region solver (cpu, cuda); same as --option device=...")
     p.add_argument("--batch", type=int, help="images per call of batched attacks (deepfool, cw; default 50)")
 
 
@@ -46,7 +47,7 @@ def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
 
 
 def run(args) -> int:
-    options = parse_options(args.method, args.option, args.seed)
+    options = parse_options(args.method, [*args.option, *([f"device={args.device}"] if args.device else [])], args.seed)
     with ResultStore(args.out, args.save_adv) as store:
         rows = run_many(net_spec(args), args.images, args.method, "2", store, options, jobs=args.jobs,
                         force=args.force, batch=args.batch)

@@ -1,8 +1,12 @@
 """Benchmark of the attacks: per-image time and L2 norm of each method on the first test images
 of N1 and N2, and the ratio to the proven optimum where an exact results CSV is given.
 
-    minadv bench attacks [--images 0:50] [--nets N1 N2] [--methods rlrqp deepfool lbfgs cw]
+    minadv bench attacks [--images 0:50] [--nets N1 N2] [--net PATH ...] [--methods rlrqp deepfool lbfgs cw]
+                         [--option KEY=VALUE ...] [--device cpu]
                          [--exact results/bench_exact_v1.csv] [--out results/bench_attacks.csv]
+
+--net PATH: any network file (rows labelled with the file's stem, e.g. 1x1024); --option and
+--device go to rLR-QP (e.g. --option targets=warm for deep networks, --device cuda).
 
 Resumable (rows are appended as images finish; CW and DeepFool write a batch of 50). One
 torch thread. Prints one line per image and method, then per network and method: images
@@ -28,6 +32,11 @@ REACHED = 1 + 1e-4  # the exact solver stops at (upper - lower) <= 1e-4 * upper
 
 def add_arguments(p) -> None:
     p.add_argument("--nets", nargs="+", default=["N1", "N2"])
+    p.add_argument("--net", action="append", default=[], metavar="PATH",
+                   help="a network file (.pt state_dict or .onnx), repeatable; with it --nets defaults to none")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of rLR-QP, e.g. targets=warm or solver=workingset (repeatable)")
+    p.add_argument("--device", help="device of rLR-QP's working-set region solver (cpu, cuda)")
     p.add_argument("--images", type=parse_images, default=parse_images("0:50"))
     p.add_argument("--methods", nargs="+", choices=sorted(ATTACKS), default=["rlrqp", "deepfool", "lbfgs", "cw"])
     p.add_argument("--exact", type=Path, default=Path("results/bench_exact_v1.csv"),
@@ -62,11 +71,18 @@ def summary(frame: pd.DataFrame) -> str:
 
 
 def run(args) -> int:
+    from .attack_cmd import parse_options
+    from .bench_qp import networks
+
+    pairs = [*args.option, *([f"device={args.device}"] if args.device else [])]
+    options = {m: parse_options(m, pairs, None) if m == "rlrqp" else {} for m in args.methods}
     store = ResultStore(args.out)
-    for net in args.nets:
+    labels = []
+    for net in networks(args):
+        labels.append(Path(net).stem if net in args.net else net)
         for method in args.methods:
-            run_many(net, args.images, method, "2", store)
-    frame = store.frame[store.frame.image.isin(args.images) & store.frame.net.isin(args.nets)
+            run_many(net, args.images, method, "2", store, options[method], net_label=labels[-1])
+    frame = store.frame[store.frame.image.isin(args.images) & store.frame.net.isin(labels)
                         & store.frame.method.isin(args.methods)]
     frame = with_ratios(frame, args.exact)
     cols = ["net", "method", "image", "status", "value", "ratio", "time_s", "regions", "qp_solves", "pruned"]

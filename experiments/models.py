@@ -40,11 +40,12 @@ def accuracy(net: ReluNetwork, split: Split) -> float:
 
 
 def train(name: str, *, seed: int = 0, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
-          out_dir: Path = TRAINED_DIR, log=print) -> dict:
-    """Train `name` with Adam on the 60000 training images, one thread, fixed seed; save .pt + .json in out_dir."""
-    if name not in ARCHITECTURES:
+          out_dir: Path = TRAINED_DIR, log=print, sizes: tuple[int, ...] | None = None) -> dict:
+    """Train `name` with Adam on the 60000 training images, one thread, fixed seed; save .pt + .json in out_dir.
+    sizes: the layer widths (default: ARCHITECTURES[name])."""
+    if sizes is None and name not in ARCHITECTURES:
         raise ValueError(f"unknown network {name!r}; known: {', '.join(ARCHITECTURES)}")
-    sizes = ARCHITECTURES[name]
+    sizes = ARCHITECTURES[name] if sizes is None else tuple(sizes)
     train_split, test_split = mnist("train"), mnist("test")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, on every machine

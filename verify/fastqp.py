@@ -125,7 +125,8 @@ class QPBatch:
 @dataclass
 class BatchSolution:
     """Per problem: status, value ||v|| (inf unless optimal), v (B, d) (nan unless optimal),
-    lower: a rigorous lower bound sqrt(q(lam)) on the optimum, lam (B, m), Newton steps,
+    lower: a rigorous lower bound sqrt(q(lam)) on the optimum, lam (B, m) (for an infeasible
+    problem: its Farkas certificate), Newton steps,
     fallbacks: problems handed to DAQP."""
 
     status: np.ndarray
@@ -231,7 +232,9 @@ def solve_batch(P: QPBatch, threshold=np.inf, *, tol: float = 1e-9, max_iter: in
         out.lower[at] = np.sqrt(np.maximum(D.q.numpy(), 0.0))
         out.iterations[at] = it
         optimal = ((-D.g / scale[idx]).max(dim=1).values <= tol) & ((D.lam * D.g).sum(1) <= tol**2 * (1.0 + D.q))
-        infeasible = (_farkas(sub, D.lam) | _farkas(sub, last[idx])) & ~optimal
+        by_ray = _farkas(sub, last[idx]) & ~_farkas(sub, D.lam) & ~optimal
+        infeasible = (_farkas(sub, D.lam) | by_ray) & ~optimal
+        lam[idx[by_ray]] = last[idx[by_ray]]  # lam is the certificate of an infeasible problem
         pruned = (D.q >= thr2[idx]) & ~optimal & ~infeasible
         for mask, name in ((optimal, OPTIMAL), (infeasible, INFEASIBLE), (pruned, PRUNED)):
             out.status[at[mask.numpy()]] = name
@@ -260,6 +263,8 @@ def _fallback(P: QPBatch, out: BatchSolution) -> None:
         out.status[k] = OF_QP[ref.status]
         if out.status[k] != UNCONVERGED:
             out.lower[k] = ref.lower
+        if out.status[k] in (OPTIMAL, INFEASIBLE):  # multipliers or Farkas certificate, for callers that check
+            out.lam[k] = torch.as_tensor(ref.lam)
         if out.status[k] == OPTIMAL:
             out.value[k], out.v[k] = ref.norm, torch.as_tensor(ref.v)
 

@@ -1,0 +1,328 @@
+"""Problem (3) of Croce & Hein on one linear region by constraint generation (a working set),
+matrix-free in the region's rows: fast for wide and deep networks (1024-unit layers).
+
+On the region Q(y) of a pattern p (neuron j active iff p_j), every hidden pre-activation is
+affine, pre_j(z) = G_j z + g_j, and so is every logit. For an image x of class c and a target t,
+with v = z - x:
+
+    min ||v||_2^2  s.t.  a_j v <= b_j for every hidden neuron j   (a_j = -s_j G_j, b_j = s_j pre_j(x)),
+                         w_t v >= -(f_t - f_c)(x)                 (w_t the row of f_t - f_c),
+                         -x <= v <= 1 - x,
+
+s_j = +1 (active) or -1. Only a few of the H region rows (H = 1024 ... 10240) are active at the
+optimum, so we solve relaxations: the problem with the target row, the box and a working set W
+of region rows (`fastqp.solve_batch`, projected Newton on the dual, with the rows of W and the
+targets as its basis), then compute all H slacks s_j pre_j(x + v) at its solution with ONE
+forward pass through the network with the pattern fixed, add the most violated rows to W (warm
+start: the old multipliers, zero for the new rows) and solve again. The rows themselves are
+never formed for the whole region: a row G_j is one backward pass of the unit vector e_j
+through the fixed pattern (G_j = e_j^T W_l D_{l-1} W_{l-1} ... D_1 W_1), done only for rows that
+enter W or whose norm is needed for the stopping test. The targets of a region share one
+working set (every added row is a true constraint, so each relaxation stays a relaxation).
+
+Why this is exact:
+- a relaxation has fewer constraints, so its optimum is a lower bound; its dual multipliers,
+  with zeros on the rows outside W, are dual-feasible for the full problem, so the solver's
+  rigorous bound sqrt(q(lam)) is a lower bound of the full problem's optimum too;
+- the relaxation's solution v is accepted when no region row is violated by more than
+  tol * ||a_j|| (the same test `solve_batch` applies to the rows of W): then v is feasible for
+  the full problem to that tolerance and optimal to it (duality gap <= tol^2 (1 + q));
+- a Farkas certificate of the relaxation (lam >= 0 on W and the target row with
+  min over the box of lam^T (A v - b) > 0) is one of the full problem (zeros elsewhere), so
+  `infeasible` is certified;
+- pruning (lower bound >= threshold) uses the same valid bound.
+The first working set: the `add` rows violated at v = 0 (the image x) farthest away; the
+largest distance -b_j / ||a_j|| of a row violated at 0 is a cheap lower bound (as
+`fastqp.QPBatch.cheap_bound`), and a problem whose cheap bound reaches the threshold is pruned
+without a QP. Rows enter W at most `add` per problem and round; W only grows, so the loop ends after at most
+H / add rounds (capped by `max_rounds`, after which a problem is reported `unconverged`).
+
+The network passes run on `device` (cpu or cuda); the small QPs over W run on the CPU in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .fastqp import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, Basis, BatchSolution, QPBatch, RegionBest, solve_batch
+from .qp import BoxQP, solve_daqp
+
+
+class RowBasis(Basis):
+    """A basis U of few explicit rows (the working set and the target rows): K = U diag(f) U^T
+    as one batched product (no pair table: U changes every round)."""
+
+    def __init__(self, U: torch.Tensor):
+        self.U = U
+        self.UUt = U @ U.T
+
+    def gram(self, f: torch.Tensor) -> torch.Tensor:
+        return (self.U * f[:, None, :]) @ self.U.T
+
+
+class FixedPattern:
+    """The network with the activation pattern `active` (H,) fixed: the affine maps of the
+    region Q, evaluated by forward passes and their rows by backward (pull-back) passes.
+
+    weights / biases: float64 tensors on the device, one pair per layer."""
+
+    def __init__(self, weights: list[torch.Tensor], biases: list[torch.Tensor], active: torch.Tensor):
+        self.weights, self.biases = weights, biases
+        sizes = [W.shape[0] for W in weights[:-1]]
+        self.offsets = np.cumsum([0, *sizes])
+        active = active.to(weights[0].device)
+        self.masks = [active[a:b].to(torch.float64) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        self.signs = active.to(torch.float64) * 2.0 - 1.0
+
+    def forward(self, Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden pre-activations (n, H) and logits (n, K) of the region's affine maps at Z (n, d)."""
+        pre, h = [], Z
+        for k, (W, b) in enumerate(zip(self.weights, self.biases)):
+            g = h @ W.T + b
+            if k < len(self.masks):
+                pre.append(g)
+                h = g * self.masks[k]
+        return torch.cat(pre, dim=1), g
+
+    def pullback(self, covectors: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Rows y^T d(pre_l)/dz for covectors y (k_l, n_l) on the pre-activations of layer l
+        (l = len(masks) for the logits), stacked from the highest layer down: one backward pass
+        y W_l D_{l-1} ... D_1 W_1 for all of them together."""
+        R = None
+        for k in range(max(covectors), -1, -1):
+            if k in covectors:
+                R = covectors[k] if R is None else torch.cat([R, covectors[k]])
+            if R is not None:
+                R = R @ self.weights[k]
+                if k > 0:
+                    R = R * self.masks[k - 1]
+        return R
+
+    def rows(self, idx: np.ndarray) -> torch.Tensor:
+        """G_j for the hidden neurons idx (k,), in the order of idx: a neuron of layer k >= 1 is
+        the covector W_k[j] D_{k-1} on layer k-1, pulled back from there; layer 0's rows are W_1's."""
+        idx = np.asarray(idx, dtype=np.int64)
+        layer = np.searchsorted(self.offsets, idx, side="right") - 1
+        out = torch.empty(len(idx), self.weights[0].shape[1], dtype=torch.float64, device=self.weights[0].device)
+        first = np.flatnonzero(layer == 0)
+        out[first] = self.weights[0][idx[first]]
+        cov, order = {}, []
+        for k in sorted(set(layer.tolist()) - {0}, reverse=True):
+            sel = np.flatnonzero(layer == k)
+            cov[k - 1] = self.weights[k][idx[sel] - self.offsets[k]] * self.masks[k - 1]
+            order.extend(sel.tolist())
+        if order:
+            out[order] = self.pullback(cov)
+        return out
+
+    def logit_rows(self, targets: np.ndarray, c: int) -> torch.Tensor:
+        """Rows of f_t - f_c for every target t (T, d)."""
+        K = self.weights[-1].shape[0]
+        y = torch.zeros(len(targets), K, dtype=torch.float64, device=self.weights[0].device)
+        y[np.arange(len(targets)), targets] = 1.0
+        y[:, c] -= 1.0
+        return self.pullback({len(self.masks): y})
+
+
+@dataclass
+class RegionSolution:
+    """Per target of one region: a `fastqp.BatchSolution` (status, value, v, lower bound, ...),
+    plus the working set W (hidden-neuron indices) it ended with and the rounds taken."""
+
+    solution: BatchSolution
+    working_set: np.ndarray
+    rounds: int
+
+
+class WorkingSetQPs:
+    """Problem (3) on the regions of `net` around one image x of class c, by constraint
+    generation (module docstring). Same interface as `fastqp.RegionQPs` (`best`, `polish`).
+
+    add: rows added per problem and round; max_iter: Newton steps per relaxation before
+    `solve_batch` hands a problem to DAQP (300, not fastqp's 50: an infeasible relaxation is
+    certified only after its dual has grown along the ray, 150-220 steps on 5x1024 regions,
+    and DAQP/Clarabel on hundreds of dense rows took seconds per problem)."""
+
+    def __init__(self, net, x: np.ndarray, c: int, *, device: str | torch.device = "cpu", tol: float = 1e-9,
+                 add: int = 16, max_rounds: int = 200, max_iter: int = 300):
+        self.device = torch.device(device)
+        self.weights = [torch.tensor(W, dtype=torch.float64, device=self.device) for W in net.weights]
+        self.biases = [torch.tensor(b, dtype=torch.float64, device=self.device) for b in net.biases]
+        self.x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1))
+        self.c, self.tol, self.add, self.max_rounds, self.max_iter = int(c), tol, add, max_rounds, max_iter
+        self.lo, self.hi = -self.x, 1.0 - self.x
+        self.norms0 = self.weights[0].norm(dim=1).cpu()  # ||G_j|| of the first layer's rows (pattern-free)
+
+    def region(self, active: torch.Tensor) -> FixedPattern:
+        return FixedPattern(self.weights, self.biases, torch.as_tensor(active, dtype=torch.bool))
+
+    def solve(self, active: torch.Tensor, targets, threshold=np.inf, *, prune_by_best: bool = False) -> RegionSolution:
+        """Problem (3) on the region of pattern `active` (H,) for every target (T,).
+
+        threshold: a problem whose lower bound reaches it is `pruned`; prune_by_best: also
+        prune against the smallest optimum already found among the region's targets (for
+        `best`, which only wants the minimum)."""
+        targets = np.asarray(list(targets), dtype=np.int64)
+        T = len(targets)
+        reg = self.region(active)
+        xd = self.x.to(self.device)
+        b_region, w_target, b_target = self._right_sides(reg, targets)
+        W, cache_rows, bound = self._seed(reg, b_region)  # cache: a_j = -s_j G_j (CPU) of the rows formed
+        sol = BatchSolution(np.full(T, UNCONVERGED, dtype=object), np.full(T, np.inf),
+                            torch.full((T, len(self.x)), torch.nan, dtype=torch.float64), np.zeros(T),
+                            torch.zeros(T, len(W) + 1, dtype=torch.float64), np.zeros(T, dtype=np.int64))
+        thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (T,)).copy()
+        cheap = np.maximum(bound, (-b_target / w_target.norm(dim=1).clamp_min(1e-300)).clamp_min(0.0).numpy())
+        sol.lower[:] = cheap
+        sol.status[cheap >= thr] = PRUNED  # a lower bound already at the threshold: no QP at all
+        open_ = np.flatnonzero(sol.status == UNCONVERGED)
+        lam_prev = sol.lam  # multipliers: W's rows, then the target row
+        rounds = 0
+        while len(open_) and rounds < self.max_rounds:
+            rounds += 1
+            limit = thr[open_]
+            if prune_by_best:
+                limit = np.minimum(limit, sol.value.min())
+            P = self._batch(W, cache_rows, b_region, w_target[open_], b_target[open_])
+            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam_prev[open_])
+            sol.fallbacks += sub.fallbacks
+            sol.iterations[open_] += sub.iterations
+            sol.lower[open_] = sub.lower
+            lam_prev[open_] = sub.lam
+            done = sub.status != OPTIMAL  # infeasible, pruned or unconverged: final (module docstring)
+            sol.status[open_[done]] = sub.status[done]
+            ok = np.flatnonzero(~done)
+            new = self._violated(reg, xd, sub.v[ok], W, cache_rows) if len(ok) else [[]]
+            for i, rows in zip(ok, new):
+                if not rows:  # no region row violated beyond the tolerance: optimal
+                    k = open_[i]
+                    sol.status[k], sol.value[k], sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
+            added = sorted(set().union(*map(set, new)))
+            W.extend(added)
+            open_ = open_[sol.status[open_] == UNCONVERGED]
+            lam_prev = torch.cat([lam_prev[:, :-1], torch.zeros(T, len(added), dtype=torch.float64), lam_prev[:, -1:]], 1)
+        sol.lam = lam_prev
+        return RegionSolution(sol, np.asarray(W, dtype=np.int64), rounds)
+
+    def _seed(self, reg: FixedPattern, b_region: torch.Tensor) -> tuple[list[int], dict[int, torch.Tensor], float]:
+        """The first working set and a cheap lower bound on every target's optimum.
+
+        At v = 0 (the image x) the rows with b_j < 0 are violated, and each one's half-space
+        is at distance -b_j / ||a_j|| from 0: the largest such distance bounds ||v|| below (the
+        box and the other rows ignored), as `fastqp.QPBatch.cheap_bound` does. Norms are known
+        for first-layer rows (pattern-free); of the deeper rows, the `add` most violated (in value)
+        are formed. The `add` rows farthest away start the working set."""
+        viol = -b_region
+        cand = torch.argsort(viol, descending=True)[: int((viol > 0).sum())].numpy()
+        layer0 = cand < len(self.norms0)
+        deep = cand[~layer0][: self.add]
+        cache = self._formed(reg, np.r_[cand[layer0][np.argsort(-(viol[cand[layer0]] / self.norms0[cand[layer0]]).numpy(),
+                                                                kind="stable")][: self.add], deep])
+        if not cache:
+            return [], cache, 0.0
+        known = np.fromiter(cache, dtype=np.int64)
+        dist = (viol[known] / torch.stack([cache[int(j)] for j in known]).norm(dim=1).clamp_min(1e-300)).numpy()
+        bound = float(dist.max())
+        if layer0.any():
+            bound = max(bound, float((viol[cand[layer0]] / self.norms0[cand[layer0]]).max()))
+        W = known[np.argsort(-dist, kind="stable")][: self.add]
+        return sorted(W.tolist()), cache, bound
+
+    def _right_sides(self, reg: FixedPattern, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """b_j = s_j pre_j(x) of the region rows, and the target rows -(F_t - F_c) with their
+        right sides (f_t - f_c)(x), all with the pattern fixed (CPU tensors)."""
+        pre_x, logits_x = reg.forward(self.x.to(self.device)[None])
+        return ((reg.signs * pre_x[0]).cpu(), -reg.logit_rows(targets, self.c).cpu(),
+                (logits_x[0, targets] - logits_x[0, self.c]).cpu())
+
+    def _formed(self, reg: FixedPattern, idx: np.ndarray) -> dict[int, torch.Tensor]:
+        """The rows a_j = -s_j G_j for the neurons idx (CPU)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx) == 0:
+            return {}
+        return dict(zip(idx.tolist(), (-reg.signs[idx, None] * reg.rows(idx)).cpu()))
+
+    def _batch(self, W, cache_rows, b_region, w_target, b_target) -> QPBatch:
+        """The relaxations of the open problems: rows W then each problem's target row, over the
+        basis U = [a_j for j in W; the targets' rows]; C selects a problem's rows."""
+        n, k = len(w_target), len(W)
+        A_W = torch.stack([cache_rows[j] for j in W]) if W else torch.zeros(0, len(self.x), dtype=torch.float64)
+        U = torch.cat([A_W, w_target])
+        C = torch.zeros(n, k + 1, k + n, dtype=torch.float64)
+        C[:, torch.arange(k), torch.arange(k)] = 1.0
+        C[torch.arange(n), k, k + torch.arange(n)] = 1.0
+        b = torch.cat([b_region[W].expand(n, k), b_target[:, None]], dim=1)
+        return QPBatch(C, b, RowBasis(U), self.lo, self.hi)
+
+    def _violated(self, reg: FixedPattern, xd: torch.Tensor, V: torch.Tensor, W: list[int],
+                  cache_rows: dict[int, torch.Tensor]) -> list[list[int]]:
+        """Per point x + v (rows of V): up to `add` region rows outside W violated by more than
+        tol * ||a_j||, the most violated (in distance, violation / ||a_j||) first.
+
+        All slacks come from one forward pass; rows are formed (backward passes) only for
+        candidates with a positive violation, most violated (in value) first, in chunks, until
+        `add` rows are found or the candidates are exhausted."""
+        pre, _ = reg.forward(xd + V.to(xd.device))
+        viol = (-reg.signs * pre).cpu()  # a_j v - b_j = -s_j pre_j(x + v)
+        if W:
+            viol[:, W] = -np.inf
+        out = []
+        for row in viol:
+            cand = torch.argsort(row, descending=True)[: int((row > 0).sum())].numpy()
+            chosen: list[int] = []
+            for start in range(0, len(cand), self.add):
+                chunk = cand[start : start + self.add]
+                cache_rows.update(self._formed(reg, [j for j in chunk if j not in cache_rows]))
+                for j in chunk:
+                    dist = float(row[j]) / float(cache_rows[int(j)].norm().clamp_min(1e-300))
+                    if dist > self.tol:
+                        chosen.append((dist, int(j)))
+                if len(chosen) >= self.add:
+                    break
+            out.append([j for _, j in sorted(chosen, reverse=True)[: self.add]])
+        return out
+
+    def best(self, active: torch.Tensor, targets, threshold: float = np.inf) -> RegionBest:
+        """Per region active[r] ((R, H) bool): min over the targets of problem (3) where it is
+        below the threshold (each region's targets pruned against its best so far)."""
+        R = len(active)
+        out = RegionBest(np.full(R, np.inf), torch.full((R, len(self.x)), torch.nan, dtype=torch.float64),
+                         np.full(R, -1))
+        targets = np.asarray(list(targets), dtype=np.int64)
+        for r in range(R):
+            s = self.solve(active[r], targets, threshold, prune_by_best=True).solution
+            out.solved += int(np.isin(s.status, (OPTIMAL, INFEASIBLE)).sum())
+            out.pruned += int((~np.isin(s.status, (OPTIMAL, INFEASIBLE, UNCONVERGED))).sum())
+            k = int(np.argmin(s.value))
+            if s.value[k] < threshold:
+                out.value[r], out.v[r], out.target[r] = s.value[k], s.v[k], targets[k]
+        return out
+
+    def polish(self, active: torch.Tensor, target: int, v: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The solution for one target re-solved exactly by DAQP's active set, started from v,
+        on the final working set; kept only if the point then violates no region row by more
+        than tol * ||a_j|| (else None)."""
+        res = self.solve(active, [target])
+        if res.solution.status[0] != OPTIMAL:
+            return None
+        reg = self.region(active)
+        W = res.working_set.tolist()
+        P = self._batch(W, self._formed(reg, W), *self._right_sides(reg, np.array([target])))
+        sol = solve_daqp(P.dense(0), start=np.asarray(v))
+        if sol.status != OPTIMAL or self._violated(reg, self.x.to(self.device), torch.as_tensor(sol.v)[None], [], {})[0]:
+            return None
+        return sol.norm, sol.v
+
+
+def dense_qp(net, x: np.ndarray, c: int, active: torch.Tensor, target: int) -> BoxQP:
+    """Problem (3) on the region of `active` for one target with every row formed (for tests
+    and the reference solvers; rows in the order of the hidden neurons, the target's last)."""
+    qps = WorkingSetQPs(net, x, c)
+    reg = qps.region(active)
+    b_region, w_target, b_target = qps._right_sides(reg, np.array([target]))
+    A = (-reg.signs[:, None] * reg.rows(np.arange(len(reg.signs)))).cpu()
+    return BoxQP(torch.cat([A, w_target]).numpy(), torch.cat([b_region, b_target]).numpy(),
+                 qps.lo.numpy(), qps.hi.numpy())
