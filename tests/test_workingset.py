@@ -195,7 +195,7 @@ def test_bench_qp_takes_any_network_file(tmp_path, capsys):
     from minadv.experiments.cli import main
 
     net = random_net((784, 20, 10), seed=9)
-    torch.save(net.to_torch(torch.float64).state_dict(), tmp_path / "mine.pt")
+    torch.save(net.to_torch(torch.float64), tmp_path / "mine.pt")  # whole module: it says its activations
     assert main(["bench", "qp", "--net", str(tmp_path / "mine.pt"), "--images", "0", "--points", "0",
                  "--reference", "1"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
@@ -207,7 +207,7 @@ def test_bench_attacks_takes_any_network_file(tmp_path, capsys):
     from minadv.experiments.cli import main
 
     net = random_net((784, 20, 10), seed=10)
-    torch.save(net.to_torch(torch.float64).state_dict(), tmp_path / "mine.pt")
+    torch.save(net.to_torch(torch.float64), tmp_path / "mine.pt")  # whole module: it says its activations
     out = tmp_path / "b.csv"
     assert main(["bench", "attacks", "--net", str(tmp_path / "mine.pt"), "--methods", "rlrqp", "--images", "0",
                  "--option", "solver=workingset", "--option", "n3=1", "--option", "n4=1", "--out", str(out)]) == 0
