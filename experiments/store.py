@@ -54,16 +54,20 @@ class Interrupted(Exception):
     """Ctrl-C during a run: every finished row is kept; the message says where (the CLI exits 130)."""
 
 
-def check_writable(*paths: Path) -> None:
-    """Create each path's folder and make sure a file can be created there and, where the path
-    exists, written: outputs fail before any work, not after the first image (InputError)."""
+def check_writable(*paths: Path, create: bool = True) -> None:
+    """Make sure a file can be created at each path (its folder created when `create`, else it
+    must exist) and, where the path exists, written: outputs fail before any work, not after
+    the first image or a long solve (InputError)."""
     for path in map(Path, paths):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=path.parent):
-                pass
             if path.is_dir():
                 raise IsADirectoryError(21, "Is a directory")
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.parent.is_dir():
+                raise FileNotFoundError(2, f"no folder {path.parent}")
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
             if path.exists() and not os.access(path, os.W_OK):
                 raise PermissionError(13, "Permission denied")
         except OSError as err:

@@ -7,13 +7,13 @@ float64-checked counterexample, written in the VNN-COMP format to --counterexamp
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from minadv.verify import ReluNetwork, read_vnnlib, write_counterexample
 from minadv.verify.decide import METHODS
 
+from .store import check_writable
 from .vnncomp import Answer, decide
 
 
@@ -27,27 +27,13 @@ def add_arguments(p) -> None:
                    help="search after the bounds: branch and bound over ReLU splits (default) or one MILP per target")
 
 
-def check_writable(path: Path) -> None:
-    """InputError unless a file can be written at path: its folder exists and is writable, and
-    the path is not a folder (checked before the solve, which may take the whole time limit)."""
-    from minadv.verify import InputError
-
-    folder = path.parent
-    if path.is_dir():
-        raise InputError(f"--counterexample {path} is a folder; give a file name")
-    if not folder.is_dir():
-        raise InputError(f"--counterexample {path}: no folder {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"--counterexample {path}: not writable")
-
-
 def run(args) -> int:
     from minadv.verify import InputError
 
     if not args.time_limit > 0:
         raise InputError(f"--time-limit must be positive, got {args.time_limit}")
     if args.counterexample:
-        check_writable(args.counterexample)
+        check_writable(args.counterexample, create=False)
     net = ReluNetwork.load(args.net)
     prop = read_vnnlib(args.prop)
     if (prop.n_inputs, prop.n_outputs) != (net.n_inputs, net.n_outputs):

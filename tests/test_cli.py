@@ -110,7 +110,7 @@ def sat_property(tmp_path_factory, n1, test_split):
     return ["vnnlib", str(MODEL_DIR / "N1.pt"), str(path), "--time-limit", "60"]
 
 
-@pytest.mark.parametrize("where, words", [("missing/cex.txt", "cex.txt: no folder"), (".", "is a folder")])
+@pytest.mark.parametrize("where, words", [("missing/cex.txt", "cex.txt: no folder"), (".", "Is a directory")])
 def test_vnnlib_checks_the_counterexample_path_before_solving(sat_property, tmp_path, capsys, where, words):
     assert main([*sat_property, "--counterexample", str(tmp_path / where)]) == 2
     out, err = capsys.readouterr()
