@@ -130,10 +130,26 @@ def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path, capsys, n
     assert len(err) == 2 and all(line.startswith("minadv attack: error: cannot write") for line in err)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
-def test_a_read_only_output_folder_fails_before_any_work(tmp_path, capsys, no_work):
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write to: mode 0555, or, for root (who writes through modes), a
+    read-only tmpfs mounted on it (skipped where mounting is not allowed)."""
     folder = tmp_path / "ro"
     folder.mkdir(mode=0o555)
+    if os.geteuid() != 0:
+        yield folder
+        return
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"root writes through modes and cannot mount a read-only folder: {mount.stderr!r}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_output_folder_fails_before_any_work(read_only_folder, capsys, no_work):
+    folder = read_only_folder
     assert main(_deepfool(folder / "r.csv")) == 2
     assert "cannot write" in capsys.readouterr().err
 
