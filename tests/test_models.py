@@ -8,8 +8,8 @@ from minadv.verify import ReluNetwork
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
-def test_committed_models_match_their_cards(name, test_split, request):
-    net = request.getfixturevalue(name.lower())
+def test_committed_models_match_their_cards(name, test_split):
+    net = load(name)
     info = card(name)
     assert info["architecture"] == "-".join(map(str, ARCHITECTURES[name]))
     acc = accuracy(net, test_split)
