@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import require
 from .network import NetworkError, ReluNetwork
 
 SUPPORTED = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Flatten", "Reshape", "Identity", "Constant")
@@ -40,7 +41,7 @@ class _Affine:
 
 def load_onnx(path: str | Path) -> ReluNetwork:
     """The ReLU network of an ONNX file (one input, one output, a chain of supported nodes)."""
-    import onnx
+    onnx = require("onnx")
 
     path = Path(path)
     if not path.exists():
@@ -57,7 +58,7 @@ def load_onnx(path: str | Path) -> ReluNetwork:
 
 def from_onnx_graph(graph) -> ReluNetwork:
     """The ReLU network computed by an `onnx.GraphProto`."""
-    from onnx import numpy_helper
+    numpy_helper = require("onnx.numpy_helper")
 
     values: dict[str, np.ndarray | _Affine] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in values]
@@ -132,7 +133,7 @@ def _identity(shape: tuple[int, ...], layer: int) -> _Affine:
 
 
 def _attrs(node) -> dict:
-    from onnx import helper
+    helper = require("onnx.helper")
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -161,7 +162,7 @@ def _apply(node, args):
 
 
 def _constant(at: dict) -> np.ndarray:
-    from onnx import numpy_helper
+    numpy_helper = require("onnx.numpy_helper")
 
     if "value" in at:
         return numpy_helper.to_array(at["value"])
