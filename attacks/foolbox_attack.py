@@ -12,6 +12,7 @@ from abc import abstractmethod
 
 import numpy as np
 import torch
+
 from minadv.verify import ReluNetwork
 from minadv.verify.extras import require
 
@@ -45,4 +46,4 @@ class FoolboxAttack(Attack):
         inputs = torch.tensor(np.stack(X), dtype=torch.float32)
         _, points, success = self.foolbox_attack()(model, inputs, torch.tensor(C), epsilons=None)
         return [(p.double().numpy() if ok else None, {} if ok else {"message": "foolbox: no adversarial found"})
-                for p, ok in zip(points, success.tolist())]
+                for p, ok in zip(points, success.tolist(), strict=True)]

@@ -30,7 +30,8 @@ def add_arguments(p) -> None:
 
 def summary(frame: pd.DataFrame) -> str:
     """Markdown: per network, images proven / total, median and max time, median unstable and nodes."""
-    lines = ["| net | norm | images | proven optimal | median time (s) | max time (s) | median unstable | median nodes |",
+    lines = ["| net | norm | images | proven optimal | median time (s) | max time (s) | median unstable "
+             "| median nodes |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (net, norm), g in frame.groupby(["net", "norm"], sort=True):
         lines.append(

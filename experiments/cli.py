@@ -8,6 +8,7 @@ import os
 import sys
 
 import torch
+
 from minadv.verify.parallel import pinned_threads
 
 # name -> (module implementing it, one-line help)

@@ -6,13 +6,15 @@ import warnings
 import numpy as np
 import pytest
 from bruteforce import brute_force
-from conftest import random_net
+
 from minadv.attacks import ATTACKS, LBFGS, RLRQP, CarliniWagner, DeepFool
 from minadv.attacks.lbfgs import cross_entropy
 from minadv.attacks.rlrqp import _Explorer, ball, boundary_on_segment
 from minadv.verify import ReluNetwork, Status, check
 from minadv.verify.exact import minimal_perturbation
 from minadv.verify.qp import solve_daqp
+
+from helpers import random_net
 
 FAST = {  # small settings where the paper's would only cost time (the checks are the same)
     "rlrqp": RLRQP(),
@@ -40,7 +42,7 @@ def test_every_point_is_adversarial_in_float64_and_in_the_box(method, n1, n2, te
     for net in (n1, n2):
         results = FAST[method].run_batch(net, X)
         assert len(results) == 3
-        for x, res in zip(X, results):
+        for x, res in zip(X, results, strict=True):
             _assert_verified(net, x, res)
 
 

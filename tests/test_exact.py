@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 from bruteforce import brute_force
-from conftest import random_net
+
 from minadv.verify import InputError, Status, check
 from minadv.verify.exact import minimal_perturbation
+
+from helpers import random_net
 
 TINY = [(5, 6, 3), (4, 8, 3), (6, 4, 4, 3), (5, 3, 3, 3)]
 
@@ -95,7 +97,7 @@ def test_a_point_on_the_boundary_has_distance_zero():
     b[-1][1 - c] += logits[c] - logits[1 - c]
     from minadv.verify import ReluNetwork
 
-    net = ReluNetwork.from_layers(zip(W, b))
+    net = ReluNetwork.from_layers(zip(W, b, strict=True))
     res = minimal_perturbation(net, x, 2)
     assert res.status == Status.OPTIMAL and res.value == 0.0 and res.lower == 0.0
 

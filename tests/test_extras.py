@@ -13,10 +13,11 @@ BLOCKED = ("foolbox", "onnx", "pandas", "matplotlib", "tqdm")
 # run in a fresh interpreter, with a finder ahead of all others that reports the blocked modules
 # as not installed (sys.modules[name] = None would break pyomo's own optional import of matplotlib)
 PRELUDE = f"""import sys
+BLOCKED = {BLOCKED!r}
 
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
+        if name.split(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
         return None
 
@@ -42,10 +43,10 @@ def test_exact_solver_runs_without_the_extras():
         assert res.status.value == "optimal", res
         assert abs(res.value - 0.2 / np.sqrt(2)) < 1e-6, res
         assert v.check(net, res.x_adv, net.predict(x)).adversarial()
-        blocked = [n for n in sys.modules if n.split(".")[0] in %r]
+        blocked = [n for n in sys.modules if n.split(".")[0] in BLOCKED]
         assert not blocked, blocked
         print("ok", res.value)
-    """ % (BLOCKED,))
+    """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok")
 

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from conftest import random_net
+
 from minadv.verify import QPStatus, patterns, solve_reference
 from minadv.verify.fastqp import INFEASIBLE, OF_QP, OPTIMAL, PRUNED, BatchStatus, RegionQPs, solve_batch
+
+from helpers import random_net
 
 TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)  # cvxpy's point to ~1e-6 (default: ~1e-4)
 

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+
 from minadv.experiments.data import data_sha256
 from minadv.experiments.models import ARCHITECTURES, MODEL_DIR, accuracy, card, load, train
 from minadv.verify import ReluNetwork

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
-from conftest import random_net
+
 from minadv.verify.bnb import BranchAndBound
 from minadv.verify.nodeqp import solve_node
 from minadv.verify.qp import BoxQP, certifies_infeasible, solve_daqp, solve_reference
 from minadv.verify.relaxation import node_qp
+
+from helpers import random_net
 
 TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)  # cvxpy's point to ~1e-6 (default: ~1e-4)
 TINY = [(5, 6, 3), (4, 8, 3), (6, 4, 4, 3), (5, 3, 3, 3), (8, 10, 6, 3)]

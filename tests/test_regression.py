@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+
 from minadv.attacks import ATTACKS
 from minadv.verify import (
     InputError,

@@ -1,9 +1,10 @@
-import minadv.attacks
-import minadv.experiments.reproduce as reproduce
-import minadv.experiments.runner as runner
 import numpy as np
 import pandas as pd
 import pytest
+
+import minadv.attacks
+import minadv.experiments.reproduce as reproduce
+import minadv.experiments.runner as runner
 from minadv.attacks import Attack
 from minadv.experiments.cli import main
 from minadv.experiments.data import mnist
@@ -59,7 +60,7 @@ def test_reproduce_end_to_end_and_resume(tmp_path, attacks, full_run, monkeypatc
     for method in ("mip", "scaled"):
         with np.load(out / f"adv_N1_{method}.npz") as z:
             assert sorted(z["image"]) == [1, 8] and {"x", "x_adv", "pred"} <= set(z.files)
-            for i, x, xa in zip(z["image"], z["x"], z["x_adv"]):
+            for i, x, xa in zip(z["image"], z["x"], z["x_adv"], strict=True):
                 assert np.array_equal(x, test.x(i)) and check(net, xa, net.predict(x)).adversarial()
     assert not (out / "adv_N1_never.npz").exists()  # a failed attack has no point to store
     table = pd.read_csv(out / "table1.csv")

@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import pytest
+
 from minadv.experiments.models import load
 from minadv.experiments.scale_models import SCALE_ARCHITECTURES, train_scale
 

@@ -5,12 +5,14 @@ import time
 import numpy as np
 import pytest
 from bruteforce import interval_signs, max_margin_in_box
-from conftest import random_net
+
 from minadv.verify import Property, check_counterexample
 from minadv.verify.bounds import crown
 from minadv.verify.decide import verify_box
 from minadv.verify.domain import Domain
 from minadv.verify.splits import SplitSearch
+
+from helpers import random_net
 
 SIZES = [4, 8, 6, 3]
 
@@ -90,7 +92,7 @@ def test_bounds_of_children_are_valid():
 
 
 def test_verify_box_methods_agree():
-    for net, prop, t, m in CASES[:12]:
+    for net, prop, _t, _m in CASES[:12]:
         whole = max_margin_in_box(net, prop.lower, prop.upper, prop.label)
         for method in ("splits", "milp"):
             v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1, method=method)
@@ -104,7 +106,7 @@ def test_a_timeout_names_the_targets_not_reached():
     reached (and none searched); with time, the same boxes are decided, each of those targets
     searched (a sat search stops the others), none left open."""
     reported = 0
-    for net, prop, t, m in CASES[:12]:
+    for net, prop, _t, _m in CASES[:12]:
         v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 1e-9, jobs=1)
         assert v.searches == 0 and v.open_targets == []
         assert v.verdict == ("unknown" if v.unreached_targets else "unsat")

@@ -12,7 +12,8 @@ import importlib
 from types import ModuleType
 
 # top-level module -> the extra of minadv that installs it (pyproject.toml, optional-dependencies)
-EXTRAS = {"foolbox": "attacks", "onnx": "onnx", "pandas": "experiments", "matplotlib": "experiments", "tqdm": "experiments"}
+EXTRAS = {"foolbox": "attacks", "onnx": "onnx",
+          "pandas": "experiments", "matplotlib": "experiments", "tqdm": "experiments"}
 
 
 class MissingExtraError(ImportError):
@@ -24,7 +25,8 @@ def missing_extra(err: ModuleNotFoundError) -> MissingExtraError | None:
     top = (err.name or "").split(".")[0]
     if top not in EXTRAS:
         return None
-    return MissingExtraError(f"{top} is not installed: install minadv[{EXTRAS[top]}] (pip install 'minadv[{EXTRAS[top]}]')")
+    extra = EXTRAS[top]
+    return MissingExtraError(f"{top} is not installed: install minadv[{extra}] (pip install 'minadv[{extra}]')")
 
 
 def require(module: str) -> ModuleType:

@@ -33,7 +33,7 @@ class _Affine:
     def shape(self) -> tuple[int, ...]:
         return self.const.shape
 
-    def map(self, f, g=None) -> "_Affine":
+    def map(self, f, g=None) -> _Affine:
         """f applied to every column, g (default f) to the constant; f must be linear."""
         cols = np.stack([f(c) for c in self.cols])
         return _Affine(cols, np.asarray((g or f)(self.const), dtype=np.float64), self.layer)
@@ -63,7 +63,8 @@ def from_onnx_graph(graph) -> ReluNetwork:
     values: dict[str, np.ndarray | _Affine] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in values]
     if len(inputs) != 1 or len(graph.output) != 1:
-        raise NetworkError(f"the graph has {len(inputs)} data inputs and {len(graph.output)} outputs; minadv needs one of each")
+        raise NetworkError(f"the graph has {len(inputs)} data inputs and {len(graph.output)} outputs; "
+                           "minadv needs one of each")
     values[inputs[0].name] = _identity(_input_shape(inputs[0]), 0)
 
     layers: list[tuple[np.ndarray, np.ndarray]] = []
@@ -77,7 +78,8 @@ def from_onnx_graph(graph) -> ReluNetwork:
         if len(data) > 1:
             raise NetworkError(f"{where}: two non-constant inputs (a branching graph); minadv reads chains only")
         if data and data[0].layer != len(layers):
-            raise NetworkError(f"{where}: uses a tensor from before a later Relu (a branching graph); minadv reads chains only")
+            raise NetworkError(f"{where}: uses a tensor from before a later Relu (a branching graph); "
+                               "minadv reads chains only")
         try:
             if node.op_type == "Relu" and data:
                 layers.append(_close_layer(data[0]))
@@ -105,7 +107,8 @@ def _input_shape(value_info) -> tuple[int, ...]:
         elif k == 0:
             shape.append(1)
         else:
-            raise NetworkError(f"input {value_info.name!r}: dimension {k} is symbolic ({d.dim_param!r}); minadv needs a fixed size")
+            raise NetworkError(f"input {value_info.name!r}: dimension {k} is symbolic ({d.dim_param!r}); "
+                               "minadv needs a fixed size")
     if not shape or 0 in shape:
         raise NetworkError(f"input {value_info.name!r} has shape {tuple(shape)}; minadv needs a non-empty tensor")
     return tuple(shape)
