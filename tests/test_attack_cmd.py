@@ -46,6 +46,7 @@ def test_attack_command_rejects_bad_options(capsys):
     assert main(["attack", "--method", "rlrqp", "--images", "0", "--option", "targets=best"]) == 2
 
 
+@pytest.mark.slow
 def test_batched_attack_split_over_two_processes_gives_the_same_rows(tmp_path):
     """DeepFool batches of 50 split into one batch per process: same points as one batch."""
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
@@ -171,6 +172,7 @@ def test_a_model_that_does_not_load_fails_before_the_progress_bar(tmp_path, caps
     assert err.startswith("minadv exact: error:") and err.count("\n") == 1 and "%|" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["workers starting", "rows written"])
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
     """Item 11: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a run with

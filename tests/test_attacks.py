@@ -36,6 +36,7 @@ def test_registry_names():
     assert sorted(ATTACKS) == ["cw", "deepfool", "lbfgs", "rlrqp"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(FAST))
 def test_every_point_is_adversarial_in_float64_and_in_the_box(method, n1, n2, test_split):
     X = test_split.x(slice(0, 3))
@@ -83,6 +84,7 @@ def test_rlrqp_is_never_below_the_brute_forced_optimum_and_reaches_it(seed):
     assert (res.status == Status.FOUND) == (seed in REACHED)
 
 
+@pytest.mark.slow
 def test_rlrqp_on_n1_is_above_the_exact_optimum_and_reaches_it(n1, test_split):
     for i in (0, 4):  # images where the paper's hyperparameters reach the proven optimum
         x = test_split.x(i)
@@ -139,6 +141,7 @@ def test_ball_and_bisection():
         assert end is None
 
 
+@pytest.mark.slow
 def test_lbfgs_gradient_and_targets(n1, test_split):
     x = test_split.x(0)
     rng = np.random.default_rng(0)

@@ -36,6 +36,7 @@ def test_summary_prints_accuracy_and_regions(capsys):
     assert out.count("/50") == 2
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "minadv.experiments.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "summary" in out.stdout
@@ -167,6 +168,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow
 def test_a_command_runs_blas_on_one_thread_and_restores_it(tmp_path, monkeypatch, capsys):
     """With --jobs 1 the main process computes: its BLAS (numpy's and scipy's OpenBLAS) is
     pinned to one thread as the workers' is, and set back when the command returns."""

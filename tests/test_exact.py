@@ -34,6 +34,7 @@ def test_l2_matches_brute_force_on_tiny_networks(seed):
     assert res.value == pytest.approx(np.linalg.norm(res.x_adv - x), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_exact_on_n1_is_below_every_other_adversarial(n1, test_split):
     from minadv.verify import region_qp
 
@@ -72,6 +73,7 @@ def test_bad_images_are_refused(n1):
         minimal_perturbation(n1, np.zeros(10))
 
 
+@pytest.mark.slow
 def test_lower_bound_stays_below_known_adversarials_under_a_tiny_time_limit(n2, test_split):
     x = test_split.x(2)  # a hard image: the search cannot finish in 0.3 s
     c = n2.predict(x)
@@ -168,6 +170,7 @@ def test_certification_mode_matches_brute_force_on_tiny_networks(seed, norm, met
             assert v.in_box and v.margin >= -1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["mip", "bnb"])
 @pytest.mark.parametrize("norm, radii", [(2, (0.1, 0.34)), ("inf", (0.01, 0.024)), (1, (0.5, 1.5))])
 def test_certification_mode_on_n1_below_the_optimum_is_robust(n1, test_split, norm, radii, method):

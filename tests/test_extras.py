@@ -1,7 +1,8 @@
 """The exact solver without the optional extras: `minadv.verify` and `minimal_perturbation` work
 with Foolbox, onnx, pandas, matplotlib and tqdm unimportable, and a missing extra is a one-line
-error naming it."""
+error naming it. One fresh interpreter runs every check (starting one costs seconds: torch)."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -10,9 +11,10 @@ import pytest
 
 BLOCKED = ("foolbox", "onnx", "pandas", "matplotlib", "tqdm")
 
-# run in a fresh interpreter, with a finder ahead of all others that reports the blocked modules
-# as not installed (sys.modules[name] = None would break pyomo's own optional import of matplotlib)
-PRELUDE = f"""import sys
+# A finder ahead of all others reports the blocked modules as not installed
+# (sys.modules[name] = None would break pyomo's own optional import of matplotlib).
+SCRIPT = f"""
+import contextlib, io, json, sys
 BLOCKED = {BLOCKED!r}
 
 class Block:
@@ -22,48 +24,59 @@ class Block:
         return None
 
 sys.meta_path.insert(0, Block())
-"""
+""" + textwrap.dedent("""
+    import numpy as np
+    import minadv.verify as v
+    from minadv.verify import ReluNetwork, minimal_perturbation
+    from minadv.verify.extras import MissingExtraError
+
+    out = {}
+    # f = (relu(x0) - relu(x1), relu(x1) - relu(x0)): the boundary is x0 = x1, at L2 distance 0.2 / sqrt(2)
+    net = ReluNetwork.from_layers([(np.eye(2), np.zeros(2)), (np.array([[1.0, -1.0], [-1.0, 1.0]]), np.zeros(2))])
+    x = np.array([0.6, 0.4])
+    res = minimal_perturbation(net, x, norm=2, time_limit=60)
+    out["exact"] = [str(res.status), res.value, v.check(net, res.x_adv, net.predict(x)).adversarial()]
+    out["imported"] = [n for n in sys.modules if n.split(".")[0] in BLOCKED]
+
+    def error_of(f):
+        try:
+            f()
+        except MissingExtraError as err:
+            return str(err)
+        return None
+
+    from minadv.attacks import DeepFool
+    out["attacks"] = error_of(lambda: DeepFool().foolbox_attack())
+    out["onnx"] = error_of(lambda: v.load_onnx("net.onnx"))
+
+    from minadv.experiments.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        out["cli"] = [main(["summary"]), err.getvalue()]
+    print(json.dumps(out))
+""")
 
 
-def run_blocked(body: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_exact_solver_runs_without_the_extras():
-    proc = run_blocked("""
-        import numpy as np
-        import minadv.verify as v
-        from minadv.verify import ReluNetwork, minimal_perturbation
-
-        # f = (relu(x0) - relu(x1), relu(x1) - relu(x0)): the boundary is x0 = x1, at L2 distance 0.2 / sqrt(2)
-        net = ReluNetwork.from_layers([(np.eye(2), np.zeros(2)), (np.array([[1.0, -1.0], [-1.0, 1.0]]), np.zeros(2))])
-        x = np.array([0.6, 0.4])
-        res = minimal_perturbation(net, x, norm=2, time_limit=60)
-        assert res.status.value == "optimal", res
-        assert abs(res.value - 0.2 / np.sqrt(2)) < 1e-6, res
-        assert v.check(net, res.x_adv, net.predict(x)).adversarial()
-        blocked = [n for n in sys.modules if n.split(".")[0] in BLOCKED]
-        assert not blocked, blocked
-        print("ok", res.value)
-    """)
+@pytest.fixture(scope="module")
+def without_extras() -> dict:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("ok")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("body, extra", [
-    ("from minadv.attacks import DeepFool\nDeepFool().foolbox_attack()", "attacks"),
-    ("from minadv.verify import load_onnx\nload_onnx('net.onnx')", "onnx"),
-])
-def test_a_missing_extra_is_a_one_line_error_naming_it(body, extra):
-    proc = run_blocked(body)
-    last = proc.stderr.strip().splitlines()[-1]
-    assert proc.returncode != 0
-    assert last.startswith("minadv.verify.extras.MissingExtraError") and f"install minadv[{extra}]" in last, proc.stderr
+def test_exact_solver_runs_without_the_extras(without_extras):
+    status, value, adversarial = without_extras["exact"]
+    assert status == "optimal" and abs(value - 0.2 / 2 ** 0.5) < 1e-6 and adversarial
+    assert without_extras["imported"] == []
 
 
-def test_the_cli_without_the_experiments_extra_exits_2_with_one_line():
-    proc = run_blocked("from minadv.experiments.cli import main\nsys.exit(main(['summary']))")
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == ("minadv: error: pandas is not installed: install minadv[experiments] "
-                                   "(pip install 'minadv[experiments]')")
+@pytest.mark.parametrize("what, module, extra", [("attacks", "foolbox", "attacks"), ("onnx", "onnx", "onnx")])
+def test_a_missing_extra_is_a_one_line_error_naming_it(without_extras, what, module, extra):
+    assert without_extras[what] == f"{module} is not installed: install minadv[{extra}] (pip install 'minadv[{extra}]')"
+
+
+def test_the_cli_without_the_experiments_extra_exits_2_with_one_line(without_extras):
+    code, err = without_extras["cli"]
+    assert code == 2
+    assert err == ("minadv: error: pandas is not installed: install minadv[experiments] "
+                   "(pip install 'minadv[experiments]')\n")

@@ -10,6 +10,7 @@ import re
 from itertools import pairwise
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -148,6 +149,7 @@ def test_format_vnnlib_reads_back(prop):
     assert same_property(parse_vnnlib(format_vnnlib(prop)), prop)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(vnnlib_texts())
 def test_equivalent_forms_read_back(case):
@@ -167,6 +169,7 @@ def test_a_truncated_file_is_refused_or_complete(prop, data):
     assert same_property(back, prop)  # only a cut after the last ')' still reads
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(vnnlib_texts(), st.data())
 def test_a_mutated_file_is_refused_or_sound(case, data):

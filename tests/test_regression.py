@@ -72,6 +72,7 @@ def test_a_delta_of_the_wrong_shape_is_an_input_error(n1, n1_image1):
     assert_not_below_optimum(n1, x, (exact.x_adv - x).reshape(28, 28), exact=exact)  # 784 values in any shape
 
 
+@pytest.mark.slow
 def test_a_result_for_another_image_is_a_mix_up_not_a_solver_bug(n1, n1_image1, test_split):
     x, exact = n1_image1
     c = n1.predict(x)

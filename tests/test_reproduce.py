@@ -47,6 +47,7 @@ TABLES = ("table1.md", "table1.csv", "table1.tex")
 FIGURES = ("figure1.png", "figure1.pdf", "figure1_all_methods.png", "figure1_all_methods.pdf")
 
 
+@pytest.mark.slow
 def test_reproduce_end_to_end_and_resume(tmp_path, attacks, full_run, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out, fig = tmp_path / "results", tmp_path / "results" / "figures"
@@ -92,6 +93,7 @@ def test_reproduce_refuses_an_unknown_method(tmp_path, attacks, capsys):
     assert not (tmp_path / "results.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_partial_run_never_replaces_the_full_run_tables_or_figures(tmp_path, attacks, full_run, monkeypatch):
     """Item 10: tables and figures under --out; a part of the run writes its own to OUT/partial/."""
     monkeypatch.chdir(tmp_path)

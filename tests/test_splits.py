@@ -70,6 +70,7 @@ def test_split_search_agrees_with_brute_force(iters):
         assert lps > 0
 
 
+@pytest.mark.slow
 def test_bounds_of_children_are_valid():
     """The bound of each child of the root is above the brute-force maximum over the child's part
     of the box (where the split neuron is active / inactive)."""
@@ -91,6 +92,7 @@ def test_bounds_of_children_are_valid():
     assert checked >= 20
 
 
+@pytest.mark.slow
 def test_verify_box_methods_agree():
     for net, prop, _t, _m in CASES[:12]:
         whole = max_margin_in_box(net, prop.lower, prop.upper, prop.label)

@@ -64,6 +64,7 @@ def test_verify_box_agrees_with_brute_force(k):
         assert check_counterexample(net, prop, v.point).valid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quick", [0.0, 30.0])
 def test_verify_box_in_two_processes_agrees_with_one(quick, monkeypatch):
     """quick = 0: every open target goes to the two worker processes; quick = 30 s: the tiny
@@ -207,6 +208,7 @@ def test_shared_instance_proven_by_bounds(mnistfc, capsys):
     assert out[-1] == "unsat" and "by bounds" in out[0]
 
 
+@pytest.mark.slow
 def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path, capsys):
     """A two-instance benchmark folder (a .pt network, two properties): rows appended once,
     not recomputed on a second run; sat iff d* <= eps."""
