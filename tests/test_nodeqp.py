@@ -55,7 +55,8 @@ def test_equals_cvxpy_on_tiny_network_nodes(seed):
         _check_against(ref, solve_node(problem.qp), problem.qp, 1e-7)  # basis by SVD
 
 
-@pytest.mark.parametrize("net_name, image", [("n1", 2), ("n1", 31), ("n2", 5), ("n2", 19)])
+@pytest.mark.parametrize("net_name, image", [("n1", 2), ("n1", 31), pytest.param("n2", 5, marks=pytest.mark.slow),
+                                             pytest.param("n2", 19, marks=pytest.mark.slow)])
 def test_equals_daqp_on_mnist_nodes_without_fallback(request, test_split, net_name, image):
     net = request.getfixturevalue(net_name)
     rng = np.random.default_rng(image)

@@ -165,6 +165,7 @@ def test_vnnlib_command_unsat(tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == "unsat"
 
 
+@pytest.mark.slow
 def test_a_timeout_names_the_open_targets(tmp_path, capsys):
     """An instance the bounds leave open, run with no time for the search: `minadv vnnlib` says
     timeout and that its open targets were not reached, and the benchmark records them in its
