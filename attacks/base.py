@@ -7,6 +7,7 @@ import time
 from abc import ABC, abstractmethod
 
 import numpy as np
+
 from minadv.verify import ReluNetwork, Result, Status, check_image, verified_result
 
 
@@ -38,7 +39,7 @@ class Attack(ABC):
         found = self._find_batch(net, X, C) if self.batched else [self._find(net, X[0], C[0])]
         seconds = (time.perf_counter() - start) / len(X)
         results = []
-        for x, c, (candidate, fields) in zip(X, C, found):
+        for x, c, (candidate, fields) in zip(X, C, found, strict=True):
             fields["time_s"] = seconds
             status = Status.FOUND if candidate is not None else Status.FAILED
             results.append(verified_result(net, x, c, candidate, method=self.name, norm=self.norm, status=status,

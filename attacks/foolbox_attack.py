@@ -12,19 +12,20 @@ from abc import abstractmethod
 
 import numpy as np
 import torch
+
 from minadv.verify import ReluNetwork
+from minadv.verify.extras import require
 
 from .base import Attack
 
 
 def import_foolbox():
     """foolbox, imported without its DeprecationWarning on scipy.ndimage.filters (still present
-    in scipy < 1.18, hence the pin in pyproject.toml)."""
+    in scipy < 1.18, hence the pin in the `attacks` extra of pyproject.toml); imported here, not at
+    module level, so that minadv.attacks imports without it (MissingExtraError names the extra)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import foolbox
-
-    return foolbox
+        return require("foolbox")
 
 
 class FoolboxAttack(Attack):
@@ -45,4 +46,4 @@ class FoolboxAttack(Attack):
         inputs = torch.tensor(np.stack(X), dtype=torch.float32)
         _, points, success = self.foolbox_attack()(model, inputs, torch.tensor(C), epsilons=None)
         return [(p.double().numpy() if ok else None, {} if ok else {"message": "foolbox: no adversarial found"})
-                for p, ok in zip(points, success.tolist())]
+                for p, ok in zip(points, success.tolist(), strict=True)]

@@ -14,8 +14,9 @@ forward pass) is a candidate; the smallest one over all targets is returned.
 from __future__ import annotations
 
 import numpy as np
-from minadv.verify import ReluNetwork, check
 from scipy.optimize import minimize
+
+from minadv.verify import ReluNetwork, check
 
 from .base import Attack
 

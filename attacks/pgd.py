@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from minadv.verify import ReluNetwork
 
 

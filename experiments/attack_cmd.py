@@ -7,6 +7,7 @@ import ast
 import inspect
 
 import numpy as np
+
 from minadv.attacks import ATTACKS
 from minadv.verify import InputError
 
@@ -21,7 +22,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, help="random seed of rlrqp (default 0)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the attack's constructor, e.g. targets=warm or n1=20 (repeatable)")
-    p.add_argument("--device", help="device of rlrqp's working-set region solver (cpu, cuda); same as --option device=...")
+    p.add_argument("--device",
+                   help="device of rlrqp's working-set region solver (cpu, cuda); same as --option device=...")
     p.add_argument("--batch", type=int, help="images per call of batched attacks (deepfool, cw; default 50)")
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from minadv.verify.bnb import BranchAndBound
 from minadv.verify.exact import minimal_perturbation
 from minadv.verify.nodeqp import solve_node
@@ -55,7 +56,8 @@ def _with_basis(qps: list) -> list[tuple]:
     out = []
     for qp in qps:
         Ad = qp.A[:, : qp.n_obj]
-        fits = [(np.abs((C := Ad @ P) @ W - Ad).max(), C, W) for W, P in zip(nets, pinv) if W.shape[1] == Ad.shape[1]]
+        fits = [(np.abs((C := Ad @ P) @ W - Ad).max(), C, W)
+                for W, P in zip(nets, pinv, strict=True) if W.shape[1] == Ad.shape[1]]
         err, C, W = min(fits, key=lambda f: f[0])
         out.append((qp, (C, W) if err <= 1e-9 * max(1.0, np.abs(Ad).max()) else None))
     return out
@@ -91,7 +93,8 @@ def _record(nets, images, per_image) -> list[tuple]:
 
 
 def _qps(args) -> int:
-    problems = _with_basis(pickle.load(open(args.qps, "rb"))) if args.qps else _record(args.nets, args.images, args.per_image)
+    problems = (_with_basis(pickle.load(open(args.qps, "rb"))) if args.qps
+                else _record(args.nets, args.images, args.per_image))
     problems = problems[:: args.every]
     t_node, t_daqp, hows = [], [], Counter()
     worst_norm = worst_bound = 0.0
@@ -116,7 +119,8 @@ def _qps(args) -> int:
     print(f"{len(problems)} node QPs, ms per QP (paired):")
     print(f"  {'solver':<12} {'median':>8} {'mean':>8} {'p90':>8} {'max':>8} {'total s':>8}")
     for name, t in (("solve_node", t_node), ("solve_daqp", t_daqp)):
-        print(f"  {name:<12} {np.median(t):8.2f} {t.mean():8.2f} {np.percentile(t, 90):8.2f} {t.max():8.2f} {t.sum() / 1e3:8.2f}")
+        print(f"  {name:<12} {np.median(t):8.2f} {t.mean():8.2f} {np.percentile(t, 90):8.2f} {t.max():8.2f} "
+              f"{t.sum() / 1e3:8.2f}")
     print(f"  speed-up: median {np.median(t_daqp) / np.median(t_node):.1f}x, total {t_daqp.sum() / t_node.sum():.1f}x, "
           f"per-QP ratio median {np.median(t_daqp / t_node):.1f}x")
     print("  solve_node ended: " + ", ".join(f"{h}: {c}" for h, c in hows.most_common()))
@@ -143,7 +147,8 @@ def _bnb(args) -> int:
                           f"{res.time_s:8.2f} {res.counts.nodes:>6}", flush=True)
             BranchAndBound.node_solver = "reduced"
             a, b = rows["daqp"][0], rows["reduced"][0]
-            print(f"{'':>10} value differs by {abs(a.value - b.value):.1e}, time {np.median([r.time_s for r in rows['daqp']]):.2f} s"
+            print(f"{'':>10} value differs by {abs(a.value - b.value):.1e}, "
+                  f"time {np.median([r.time_s for r in rows['daqp']]):.2f} s"
                   f" -> {np.median([r.time_s for r in rows['reduced']]):.2f} s")
     return 0
 

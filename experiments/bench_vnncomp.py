@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
+
 from minadv.verify import (
     InputError,
     ReluNetwork,
@@ -38,13 +40,12 @@ from minadv.verify import (
     write_counterexample,
 )
 from minadv.verify.decide import METHODS
-from tqdm import tqdm
 
 from .machine import machine
 from .vnncomp import Answer, decide, linf_attack
 
-COLUMNS = ["network", "property", "eps", "timeout_s", "limit_s", "method", "answer", "time_s", "stage", "unstable", "searches",
-           "nodes", "open_targets", "unreached_targets",
+COLUMNS = ["network", "property", "eps", "timeout_s", "limit_s", "method", "answer", "time_s", "stage", "unstable",
+           "searches", "nodes", "open_targets", "unreached_targets",
            "dstar_status", "dstar", "dstar_lower", "dstar_upper", "dstar_time_s"]
 
 TARGET_LISTS = {"open_targets": str, "unreached_targets": str}  # "3 7": read as text, not as a number
@@ -56,14 +57,17 @@ def default_dir() -> Path:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--benchmark", type=Path, default=None, help="benchmark folder (default: ../shared/benchmarks/vnncomp2021-mnistfc)")
-    p.add_argument("--nets", nargs="+", default=["256x2", "256x4", "256x6"], help="which networks (substring of the file name)")
+    p.add_argument("--benchmark", type=Path, default=None,
+                   help="benchmark folder (default: ../shared/benchmarks/vnncomp2021-mnistfc)")
+    p.add_argument("--nets", nargs="+", default=["256x2", "256x4", "256x6"],
+                   help="which networks (substring of the file name)")
     p.add_argument("--props", nargs="+", default=None, help="only these properties (substring of the file name)")
     p.add_argument("--out", type=Path, default=Path("results/vnncomp.csv"))
     p.add_argument("--cap", type=float, default=None, help="run each instance with min(time-out, cap) seconds")
     p.add_argument("--dstar", action="store_true", help="also compute the minimal Linf distance of each centre image")
     p.add_argument("--method", choices=METHODS, default="splits",
-                   help="search after the bounds (verify.decide): ReLU-split branch and bound (default) or one MILP per target")
+                   help="search after the bounds (verify.decide): ReLU-split branch and bound (default) "
+                        "or one MILP per target")
 
 
 def instances(folder: Path) -> list[tuple[str, str, float]]:
@@ -79,7 +83,8 @@ def summary(frame: pd.DataFrame) -> str:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for net, g in list(frame.groupby("network")) + [("all", frame)]:
         dec = g.answer != Answer.TIMEOUT
-        lines.append(f"| {net} | {len(g)} | {dec.sum()} | {(g.answer == Answer.SAT).sum()} | {(g.answer == Answer.UNSAT).sum()} | "
+        lines.append(f"| {net} | {len(g)} | {dec.sum()} | {(g.answer == Answer.SAT).sum()} | "
+                     f"{(g.answer == Answer.UNSAT).sum()} | "
                      f"{(~dec).sum()} | {g.time_s.median():.1f} |")
     return "\n".join(lines)
 
@@ -90,7 +95,8 @@ def _needs_decision(row, limit: float, method: str) -> bool:
 
 
 def _needs_dstar(row, limit: float) -> bool:
-    return not isinstance(row.dstar_status, str) or (row.dstar_status == Status.TIME_LIMIT and row.dstar_time_s < 0.99 * limit)
+    return not isinstance(row.dstar_status, str) or (row.dstar_status == Status.TIME_LIMIT
+                                                       and row.dstar_time_s < 0.99 * limit)
 
 
 def cex_path(out: Path, net_file: str, prop_file: str) -> Path:
@@ -169,7 +175,8 @@ def run(args) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_counterexample(path, d.counterexample, net.forward(d.counterexample))
         old = _write(args.out, old, dict(network=net_file, property=prop_file, eps=prop.eps, timeout_s=timeout,
-                                         limit_s=limit, method=args.method, answer=str(d.answer), time_s=round(d.time_s, 3),
+                                         limit_s=limit, method=args.method, answer=str(d.answer),
+                                         time_s=round(d.time_s, 3),
                                          stage=d.stage, unstable=d.unstable, searches=d.searches, nodes=d.nodes,
                                          open_targets=_listed(d.open_targets, d.answer),
                                          unreached_targets=" ".join(map(str, d.unreached_targets))))

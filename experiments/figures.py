@@ -61,13 +61,13 @@ def write_figures(ratios: pd.DataFrame, nets: list[str], folder: Path) -> list[P
         return ratios[(ratios.net == net) & (ratios.method == method)].ratio.to_numpy()
 
     fig = Figure(figsize=(8, 3.3), layout="constrained")
-    for ax, (net, method) in zip(fig.subplots(1, 2), PAPER_PANELS):
+    for ax, (net, method) in zip(fig.subplots(1, 2), PAPER_PANELS, strict=True):
         r = of(net, method)
         _panel(ax, {method: r}, f"{label(method)} on {net}, {len(r)} images")
     paths = _save(fig, folder, "figure1")
 
     fig = Figure(figsize=(4 * len(nets), 3.3), layout="constrained")
-    for ax, net in zip(np.atleast_1d(fig.subplots(1, len(nets))), nets):
+    for ax, net in zip(np.atleast_1d(fig.subplots(1, len(nets))), nets, strict=True):
         methods = sorted(set(ratios[ratios.net == net].method) - {REFERENCE}, key=method_order)
         n = int(((ratios.net == net) & (ratios.method == REFERENCE)).sum())
         _panel(ax, {m: of(net, m) for m in methods}, f"{net}: all attacks, {n} images")

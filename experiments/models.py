@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import torch
-from minadv.verify import ReluNetwork
 from torch import nn
+
+from minadv.verify import ReluNetwork
 
 from .data import Split, data_sha256, mnist
 
@@ -35,7 +37,7 @@ TRAIN_DEFAULTS = dict(seed=0, lr=1e-3, batch_size=128)
 
 def build(sizes: tuple[int, ...]) -> nn.Sequential:
     mods: list[nn.Module] = []
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for k, (n_in, n_out) in enumerate(pairwise(sizes)):
         mods.append(nn.Linear(n_in, n_out))
         if k < len(sizes) - 2:
             mods.append(nn.ReLU())
@@ -67,7 +69,7 @@ def train(name: str, *, seed: int = 0, epochs: int | None = None, lr: float = 1e
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         gen = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        for epoch in range(epochs):
+        for _epoch in range(epochs):
             for idx in torch.randperm(len(y), generator=gen).split(batch_size):
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()

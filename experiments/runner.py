@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable
 from multiprocessing import resource_tracker
 
 import numpy as np
+from tqdm import tqdm
+
 from minadv.verify import ReluNetwork, Result, norm_name, parse_norm
 from minadv.verify.parallel import spawn_pool
-from tqdm import tqdm
 
 from .data import mnist
 from .models import load
@@ -188,7 +189,8 @@ def _batch_job(args) -> list[tuple[int, Result]]:
     from minadv.attacks import ATTACKS
 
     net, images, method, options = args
-    return list(zip(images, ATTACKS[method](**(options or {})).run_batch(_network(net), _test_split().x(images))))
+    results = ATTACKS[method](**(options or {})).run_batch(_network(net), _test_split().x(images))
+    return list(zip(images, results, strict=True))
 
 
 class _Serial:

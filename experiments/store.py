@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from minadv.verify import InputError, Result, Status
 
 KEY = ("net", "image", "method", "norm", "options")
@@ -124,7 +125,7 @@ def _complete(fields: list[str], header: list[str]) -> bool:
     """A row with every column, an integer image and a known status (see the module notes)."""
     if len(fields) != len(header):
         return False
-    row = dict(zip(header, fields))
+    row = dict(zip(header, fields, strict=True))
     return row["image"].isdigit() and row["status"] in STATUSES
 
 
@@ -211,7 +212,7 @@ class ResultStore:
         for n, fields in enumerate(lines, start=2):
             if not _complete(fields, header):
                 raise InputError(f"{self.csv_path}: line {n} is not a complete results row")
-            row = dict(zip(header, fields))
+            row = dict(zip(header, fields, strict=True))
             rows[self._key(*(row.get(k, "") for k in KEY))] = [row.get(c, "") for c in COLUMNS]
         return rows, header == COLUMNS
 
@@ -237,7 +238,7 @@ class ResultStore:
                 return {
                     self._key(net, i, m, p, o): (x, xa, int(c))
                     for net, i, m, p, o, x, xa, c in zip(column["net"], z["image"], column["method"], column["norm"],
-                                                         column["options"], z["x"], z["x_adv"], z["pred"])
+                                                         column["options"], z["x"], z["x_adv"], z["pred"], strict=True)
                 }
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             raise InputError(f"{self.npz_path} is not a minadv points file") from None
@@ -263,7 +264,7 @@ class ResultStore:
         key = self._key(net, image, method, norm, options)
         if key not in self._rows:
             return False
-        row = dict(zip(COLUMNS, self._rows[key]))
+        row = dict(zip(COLUMNS, self._rows[key], strict=True))
         if self.npz_path is not None and row["value"] not in ("", "nan") and key not in self._points:
             return False
         if row["status"] == Status.TIME_LIMIT and time_limit is not None:

@@ -25,7 +25,8 @@ def run(args) -> int:
     for name in args.nets:
         net = load(name)
         print(f"\n{name} {net}: test accuracy {accuracy(net, test):.4f}")
-        print(f"{'image':>5} {'label':>5} {'pred':>4} {'active':>9} {'targets in Q(x)':>15} {'min L2 in Q(x)':>14} {'QP time':>8}")
+        print(f"{'image':>5} {'label':>5} {'pred':>4} {'active':>9} {'targets in Q(x)':>15} {'min L2 in Q(x)':>14} "
+              f"{'QP time':>8}")
         for i in args.images:
             x = test.x(i)
             c = net.predict(x)

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
 from minadv.verify import REL_GAP, Status
 
 REFERENCE = "mip"

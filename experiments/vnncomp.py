@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
+
 from minadv.attacks.pgd import pgd_box
 from minadv.verify import Property, ReluNetwork, check_counterexample
 from minadv.verify.decide import verify_box

@@ -3,8 +3,9 @@
 import itertools
 
 import numpy as np
-from minadv.verify import QPSolution, regions_of_patterns, solve_clarabel
 from scipy.optimize import linprog
+
+from minadv.verify import QPSolution, regions_of_patterns, solve_clarabel
 
 
 def _solve_lp(qp, p):
@@ -13,11 +14,11 @@ def _solve_lp(qp, p):
     if p == 1:  # s_i >= |v_i|, min sum s
         cost = np.r_[np.zeros(n), np.ones(n)]
         A = np.block([[qp.A, np.zeros((m, n))], [np.eye(n), -np.eye(n)], [-np.eye(n), -np.eye(n)]])
-        bounds = [*zip(qp.lo, qp.hi), *[(0, None)] * n]
+        bounds = [*zip(qp.lo, qp.hi, strict=True), *[(0, None)] * n]
     else:  # s >= |v_i|, min s
         cost = np.r_[np.zeros(n), 1.0]
         A = np.block([[qp.A, np.zeros((m, 1))], [np.eye(n), -np.ones((n, 1))], [-np.eye(n), -np.ones((n, 1))]])
-        bounds = [*zip(qp.lo, qp.hi), (0, None)]
+        bounds = [*zip(qp.lo, qp.hi, strict=True), (0, None)]
     b = np.r_[qp.b, np.zeros(2 * n)]
     res = linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs")
     if res.status == 2:
@@ -49,7 +50,7 @@ def interval_signs(net, lower, upper):
     """Per hidden neuron: +1 / -1 when interval arithmetic proves it active / inactive on the
     box, 0 when it may switch (a deliberately simple, independent bound)."""
     lo, hi, signs = np.asarray(lower, float), np.asarray(upper, float), []
-    for W, b in list(zip(net.weights, net.biases))[:-1]:
+    for W, b in list(zip(net.weights, net.biases, strict=True))[:-1]:
         Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
         l, u = Wp @ lo + Wn @ hi + b, Wp @ hi + Wn @ lo + b
         signs.append(np.where(l >= 0, 1, np.where(u <= 0, -1, 0)))
@@ -79,7 +80,7 @@ def max_margin_in_box(net, lower, upper, label, targets=None, fixed=None):
                 continue
             qp = reg.qp(0, x, label, t, box=(lower, upper))
             A, b, w = qp.A[:-1], qp.b[:-1], -qp.A[-1]  # last row: -w delta <= w x + w0
-            res = linprog(-w, A_ub=A, b_ub=b, bounds=list(zip(qp.lo, qp.hi)), method="highs")
+            res = linprog(-w, A_ub=A, b_ub=b, bounds=list(zip(qp.lo, qp.hi, strict=True)), method="highs")
             if res.status == 0:
                 best = max(best, float(w @ res.x + qp.b[-1]))
     return best

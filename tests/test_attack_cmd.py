@@ -8,10 +8,11 @@ import sys
 import threading
 import time
 
-import minadv.experiments.runner as runner
 import numpy as np
 import pandas as pd
 import pytest
+
+import minadv.experiments.runner as runner
 from minadv.experiments.cli import main
 from minadv.experiments.store import COLUMNS, ResultStore
 from minadv.verify import check
@@ -19,18 +20,20 @@ from minadv.verify import check
 
 def test_attack_command_writes_resumes_and_records_failures(tmp_path, capsys, n1, test_split):
     out, adv = tmp_path / "results.csv", tmp_path / "adv.npz"
-    args = ["attack", "--method", "deepfool", "--net", "N1", "--images", "0:2", "--out", str(out), "--save-adv", str(adv)]
+    args = ["attack", "--method", "deepfool", "--net", "N1", "--images", "0:2",
+            "--out", str(out), "--save-adv", str(adv)]
     assert main(args) == 0
     assert "2 images attacked now: 2 found" in capsys.readouterr().out
     assert main(args) == 0
     assert "nothing to do" in capsys.readouterr().out
-    assert main([*args[:-4], "--images", "2", "--out", str(out), "--save-adv", str(adv), "--option", "steps=0", "--force"]) == 0
+    assert main([*args[:-4], "--images", "2", "--out", str(out), "--save-adv", str(adv),
+                 "--option", "steps=0", "--force"]) == 0
     frame = pd.read_csv(out)
     assert list(frame.columns) == COLUMNS and len(frame) == 3
     assert list(frame.status) == ["found", "found", "failed"] and np.isnan(frame.value[2])
     with np.load(adv) as z:
         assert sorted(z["image"]) == [0, 1]  # the failed image has no point
-        for i, x, x_adv, pred in zip(z["image"], z["x"], z["x_adv"], z["pred"]):
+        for i, x, x_adv, pred in zip(z["image"], z["x"], z["x_adv"], z["pred"], strict=True):
             np.testing.assert_array_equal(x, test_split.x(int(i)))
             assert check(n1, x_adv, int(pred)).adversarial()
             assert np.linalg.norm(x_adv - x) == frame.value[frame.image == i].item()
@@ -43,6 +46,7 @@ def test_attack_command_rejects_bad_options(capsys):
     assert main(["attack", "--method", "rlrqp", "--images", "0", "--option", "targets=best"]) == 2
 
 
+@pytest.mark.slow
 def test_batched_attack_split_over_two_processes_gives_the_same_rows(tmp_path):
     """DeepFool batches of 50 split into one batch per process: same points as one batch."""
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
@@ -79,7 +83,7 @@ def test_force_replaces_rows_instead_of_appending(tmp_path):
     assert main(_deepfool(out, "--force")) == 0
     assert main(_deepfool(out, "--force", "--option", "steps=0")) == 0  # other options: other rows
     frame = pd.read_csv(out, keep_default_na=False)
-    assert list(zip(frame.image, frame.options)) == [(0, ""), (1, ""), (0, "steps=0"), (1, "steps=0")]
+    assert list(zip(frame.image, frame.options, strict=True)) == [(0, ""), (1, ""), (0, "steps=0"), (1, "steps=0")]
     np.testing.assert_allclose(frame.value[:2].astype(float), first.value, rtol=1e-6)
 
 
@@ -184,6 +188,7 @@ def test_a_model_that_does_not_load_fails_before_the_progress_bar(tmp_path, caps
     assert err.startswith("minadv exact: error:") and err.count("\n") == 1 and "%|" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["workers starting", "rows written"])
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
     """Item 11: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a run with
@@ -233,4 +238,5 @@ def test_ctrl_c_while_the_pool_starts_is_not_lost(monkeypatch):
     assert len(started) == 1
     with pytest.raises(ValueError, match="Pool not running"):
         started[0].apply(int, (1,))
-    assert signal.SIGINT not in signal.sigpending() and signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.SIGINT not in signal.sigpending()
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

@@ -6,13 +6,15 @@ import warnings
 import numpy as np
 import pytest
 from bruteforce import brute_force
-from conftest import random_net
+
 from minadv.attacks import ATTACKS, LBFGS, RLRQP, CarliniWagner, DeepFool
 from minadv.attacks.lbfgs import cross_entropy
 from minadv.attacks.rlrqp import _Explorer, ball, boundary_on_segment
 from minadv.verify import ReluNetwork, Status, check
 from minadv.verify.exact import minimal_perturbation
 from minadv.verify.qp import solve_daqp
+
+from helpers import random_net
 
 FAST = {  # small settings where the paper's would only cost time (the checks are the same)
     "rlrqp": RLRQP(),
@@ -34,13 +36,14 @@ def test_registry_names():
     assert sorted(ATTACKS) == ["cw", "deepfool", "lbfgs", "rlrqp"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(FAST))
 def test_every_point_is_adversarial_in_float64_and_in_the_box(method, n1, n2, test_split):
     X = test_split.x(slice(0, 3))
     for net in (n1, n2):
         results = FAST[method].run_batch(net, X)
         assert len(results) == 3
-        for x, res in zip(X, results):
+        for x, res in zip(X, results, strict=True):
             _assert_verified(net, x, res)
 
 
@@ -81,6 +84,7 @@ def test_rlrqp_is_never_below_the_brute_forced_optimum_and_reaches_it(seed):
     assert (res.status == Status.FOUND) == (seed in REACHED)
 
 
+@pytest.mark.slow
 def test_rlrqp_on_n1_is_above_the_exact_optimum_and_reaches_it(n1, test_split):
     for i in (0, 4):  # images where the paper's hyperparameters reach the proven optimum
         x = test_split.x(i)
@@ -137,6 +141,7 @@ def test_ball_and_bisection():
         assert end is None
 
 
+@pytest.mark.slow
 def test_lbfgs_gradient_and_targets(n1, test_split):
     x = test_split.x(0)
     rng = np.random.default_rng(0)

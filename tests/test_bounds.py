@@ -1,10 +1,12 @@
 import cvxpy as cp
 import numpy as np
 import pytest
-from conftest import random_net
+
 from minadv.verify.bounds import crown, interval, support
 from minadv.verify.domain import Domain
 from minadv.verify.mip import tighten
+
+from helpers import random_net
 
 
 def _ball_samples(x, p, r, n, rng):
@@ -18,6 +20,11 @@ def _ball_samples(x, p, r, n, rng):
     return np.array(out)
 
 
+def _width(b) -> float:
+    """Total width of the bounds of the layers after the first."""
+    return sum(float((u - l).sum()) for l, u in zip(b.lower[1:], b.upper[1:], strict=True))
+
+
 @pytest.mark.parametrize("p", [1.0, 2.0, np.inf])
 def test_support_function_matches_cvxpy(p):
     rng = np.random.default_rng(int(p) if np.isfinite(p) else 7)
@@ -25,7 +32,7 @@ def test_support_function_matches_cvxpy(p):
     dom = Domain(x, p, 0.4)
     W = rng.normal(size=(5, 12))
     got = support(W, dom)
-    for w, g in zip(W, got):
+    for w, g in zip(W, got, strict=True):
         d = cp.Variable(12)
         prob = cp.Problem(cp.Maximize(w @ d), [cp.norm(d, p) <= 0.4, x + d >= 0, x + d <= 1])
         prob.solve(solver=cp.CLARABEL)
@@ -64,8 +71,7 @@ def test_alpha_crown_is_at_least_as_tight_as_crown():
     cr, al = crown(net, dom), crown(net, dom, iters=20)
     for k in range(1, 3):
         assert np.all(al.upper[k] <= cr.upper[k] + 1e-12) and np.all(al.lower[k] >= cr.lower[k] - 1e-12)
-    width = lambda b: sum(float((u - l).sum()) for l, u in zip(b.lower[1:], b.upper[1:]))
-    assert width(al) < width(cr)
+    assert _width(al) < _width(cr)
 
 
 def test_lp_tightening_improves_on_crown():
@@ -74,5 +80,4 @@ def test_lp_tightening_improves_on_crown():
     dom = Domain(rng.random(8), 2.0, 0.5)
     cr = crown(net, dom)
     lp = tighten(net, dom, cr, "lp")
-    width = lambda b: sum(float((u - l).sum()) for l, u in zip(b.lower[1:], b.upper[1:]))
-    assert width(lp) < width(cr) - 1e-3
+    assert _width(lp) < _width(cr) - 1e-3

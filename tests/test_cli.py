@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+
 from minadv.experiments.cli import main, parse_images
 
 
@@ -35,6 +36,7 @@ def test_summary_prints_accuracy_and_regions(capsys):
     assert out.count("/50") == 2
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "minadv.experiments.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "summary" in out.stdout
@@ -49,6 +51,7 @@ def test_unknown_command_fails_cleanly(capsys):
 def test_exact_command_appends_rows_resumes_and_saves_points(tmp_path, capsys):
     import numpy as np
     import pandas as pd
+
     from minadv.experiments.data import mnist
     from minadv.experiments.models import load
     from minadv.verify import check
@@ -58,7 +61,8 @@ def test_exact_command_appends_rows_resumes_and_saves_points(tmp_path, capsys):
             "--time-limit", "60"]
     assert main(args) == 0
     frame = pd.read_csv(out)
-    assert {"net", "image", "method", "norm", "status", "value", "lower", "upper", "time_s", "margin"} <= set(frame.columns)
+    columns = {"net", "image", "method", "norm", "status", "value", "lower", "upper", "time_s", "margin"}
+    assert columns <= set(frame.columns)
     assert list(frame.image) == [1, 4] and set(frame.method) == {"mip"} and set(frame.status) == {"optimal"}
     assert main(args + ["--images", "1,4,8"]) == 0  # resumes: only image 8 is new
     frame = pd.read_csv(out)
@@ -66,7 +70,7 @@ def test_exact_command_appends_rows_resumes_and_saves_points(tmp_path, capsys):
     net, test = load("N1"), mnist("test")
     with np.load(adv) as z:
         assert sorted(z["image"]) == [1, 4, 8]
-        for i, x, xa, c in zip(z["image"], z["x"], z["x_adv"], z["pred"]):
+        for i, x, xa, c in zip(z["image"], z["x"], z["x_adv"], z["pred"], strict=True):
             assert np.array_equal(x, test.x(i)) and c == net.predict(x)
             assert check(net, xa, c).adversarial()
             row = frame[frame.image == i].iloc[0]
@@ -75,7 +79,8 @@ def test_exact_command_appends_rows_resumes_and_saves_points(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "extra, msg",
-    [(["--norm", "3"], "unknown norm"), (["--time-limit", "0"], "time_limit"), (["--net", "nosuch.pt"], "no model file")],
+    [(["--norm", "3"], "unknown norm"), (["--time-limit", "0"], "time_limit"),
+     (["--net", "nosuch.pt"], "no model file")],
 )
 def test_exact_command_rejects_bad_options(tmp_path, capsys, extra, msg):
     assert main(["exact", "--images", "0", "--out", str(tmp_path / "r.csv"), *extra]) == 2
@@ -86,9 +91,9 @@ def test_exact_command_rejects_bad_options(tmp_path, capsys, extra, msg):
 
 def test_exact_command_refuses_files_that_are_no_relu_classifier(tmp_path, capsys):
     """`minadv exact --net FILE`: exit 2 and one line naming the file, no row written."""
-    from test_network import _bad_model_files
+    from helpers import bad_model_files
 
-    for name, words in _bad_model_files(tmp_path).items():
+    for name, words in bad_model_files(tmp_path).items():
         out = tmp_path / f"{name}.csv"
         assert main(["exact", "--net", str(tmp_path / name), "--images", "0", "--out", str(out)]) == 2, name
         err = capsys.readouterr().err.strip()
@@ -163,6 +168,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow
 def test_a_command_runs_blas_on_one_thread_and_restores_it(tmp_path, monkeypatch, capsys):
     """With --jobs 1 the main process computes: its BLAS (numpy's and scipy's OpenBLAS) is
     pinned to one thread as the workers' is, and set back when the command returns."""
@@ -185,6 +191,7 @@ def test_a_command_runs_blas_on_one_thread_and_restores_it(tmp_path, monkeypatch
 def test_train_writes_into_the_current_folder_never_the_package(tmp_path, monkeypatch, capsys):
     import numpy as np
     import torch
+
     from minadv.experiments.models import MODEL_DIR, load
 
     committed = {p.name: p.read_bytes() for p in MODEL_DIR.iterdir()}

@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+
 from minadv.experiments import data
 from minadv.experiments.data import DataError, load_idx_folder, read_hub_pickle
 

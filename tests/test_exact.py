@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 from bruteforce import brute_force
-from conftest import random_net
+
 from minadv.verify import InputError, Status, check
 from minadv.verify.exact import minimal_perturbation
+
+from helpers import random_net
 
 TINY = [(5, 6, 3), (4, 8, 3), (6, 4, 4, 3), (5, 3, 3, 3)]
 
@@ -32,6 +34,7 @@ def test_l2_matches_brute_force_on_tiny_networks(seed):
     assert res.value == pytest.approx(np.linalg.norm(res.x_adv - x), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_exact_on_n1_is_below_every_other_adversarial(n1, test_split):
     from minadv.verify import region_qp
 
@@ -70,6 +73,7 @@ def test_bad_images_are_refused(n1):
         minimal_perturbation(n1, np.zeros(10))
 
 
+@pytest.mark.slow
 def test_lower_bound_stays_below_known_adversarials_under_a_tiny_time_limit(n2, test_split):
     x = test_split.x(2)  # a hard image: the search cannot finish in 0.3 s
     c = n2.predict(x)
@@ -95,7 +99,7 @@ def test_a_point_on_the_boundary_has_distance_zero():
     b[-1][1 - c] += logits[c] - logits[1 - c]
     from minadv.verify import ReluNetwork
 
-    net = ReluNetwork.from_layers(zip(W, b))
+    net = ReluNetwork.from_layers(zip(W, b, strict=True))
     res = minimal_perturbation(net, x, 2)
     assert res.status == Status.OPTIMAL and res.value == 0.0 and res.lower == 0.0
 
@@ -166,6 +170,7 @@ def test_certification_mode_matches_brute_force_on_tiny_networks(seed, norm, met
             assert v.in_box and v.margin >= -1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["mip", "bnb"])
 @pytest.mark.parametrize("norm, radii", [(2, (0.1, 0.34)), ("inf", (0.01, 0.024)), (1, (0.5, 1.5))])
 def test_certification_mode_on_n1_below_the_optimum_is_robust(n1, test_split, norm, radii, method):

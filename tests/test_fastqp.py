@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from conftest import random_net
+
 from minadv.verify import QPStatus, patterns, solve_reference
 from minadv.verify.fastqp import INFEASIBLE, OF_QP, OPTIMAL, PRUNED, BatchStatus, RegionQPs, solve_batch
+
+from helpers import random_net
 
 TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)  # cvxpy's point to ~1e-6 (default: ~1e-4)
 
@@ -41,6 +43,7 @@ def _assert_equals_reference(P):
     return statuses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net_name, image", [("n1", 0), ("n1", 3), ("n2", 1), ("n2", 7)])
 def test_batched_solver_equals_cvxpy_on_random_regions(request, test_split, net_name, image):
     net = request.getfixturevalue(net_name)
@@ -82,6 +85,7 @@ def test_pruning_only_drops_problems_at_or_above_the_threshold(n1, test_split):
     assert np.all(bound <= full.value + 1e-9)  # inf for the infeasible ones
 
 
+@pytest.mark.slow
 def test_best_over_targets_and_regions(n2, test_split):
     """RegionQPs.best: per region the smallest target optimum below the threshold (cvxpy)."""
     rng = np.random.default_rng(2)

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+
 from minadv.experiments.data import data_sha256
 from minadv.experiments.models import ARCHITECTURES, MODEL_DIR, accuracy, card, load, train
 from minadv.verify import ReluNetwork
@@ -21,6 +22,7 @@ def test_committed_models_match_their_cards(name, test_split):
     assert sorted(state) == sorted(f"{2 * k}.{p}" for k in range(n_linear) for p in ("weight", "bias"))
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(tmp_path):
     info = train("N1", out_dir=tmp_path, log=lambda *_: None)
     again = torch.load(tmp_path / "N1.pt", weights_only=True)

@@ -1,10 +1,10 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import random_net
+from torch import nn
+
 from minadv.verify import (
     Domain,
     InputError,
@@ -17,7 +17,8 @@ from minadv.verify import (
     push_across,
     verified_result,
 )
-from torch import nn
+
+from helpers import bad_model_files, random_net
 
 
 def test_from_sequential_matches_torch_in_float64():
@@ -29,7 +30,8 @@ def test_from_sequential_matches_torch_in_float64():
     assert net.hidden_sizes == (7, 5) and net.n_inputs == 12 and net.n_outputs == 3
     np.testing.assert_allclose(net.forward(X.reshape(20, -1).numpy()), expect, rtol=0, atol=1e-12)
     np.testing.assert_allclose(net.forward(X[0].reshape(-1).numpy()), expect[0], atol=1e-12)
-    np.testing.assert_allclose(net.to_torch(torch.float64)(X.reshape(20, -1).double()).detach().numpy(), expect, atol=1e-12)
+    got = net.to_torch(torch.float64)(X.reshape(20, -1).double()).detach().numpy()
+    np.testing.assert_allclose(got, expect, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -63,31 +65,8 @@ def test_load_state_dict_with_its_card_and_whole_sequential_round_trip(tmp_path)
         ReluNetwork.load(tmp_path / "missing.pt")
 
 
-def _bad_model_files(d: Path) -> dict[str, str]:
-    """name -> words of the error: files that are no ReLU classifier minadv can read."""
-    sigmoid = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 2))
-    torch.save(sigmoid.state_dict(), d / "sigmoid_state.pt")  # no card: the same keys as a ReLU network's
-    torch.save(sigmoid.state_dict(), d / "sigmoid_card.pt")
-    (d / "sigmoid_card.json").write_text(json.dumps({"layers": "Sequential(Linear, Sigmoid, Linear)"}))
-    torch.save(sigmoid, d / "sigmoid_whole.pt")
-    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)), d / "one_output.pt")
-    torch.save(nn.Sequential(nn.Linear(4, 3)), d / "affine.pt")
-    torch.save({"epoch": 3, "note": "not weights", "lr": [0.1, 0.01]}, d / "stuff.pt")
-    torch.save({"1.weight": torch.zeros(2, 2), "1.bias": torch.zeros(2)}, d / "odd_keys.pt")
-    (d / "odd_keys.json").write_text(json.dumps({"layers": "Sequential(Linear, ReLU, Linear)"}))
-    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict(), d / "bad_card.pt")
-    (d / "bad_card.json").write_text("{not json")
-    (d / "text.pt").write_text("these are not the weights you are looking for\n")
-    (d / "empty.pt").write_bytes(b"")
-    (d / "folder.pt").mkdir()
-    return {"sigmoid_state.pt": "card", "sigmoid_card.pt": "Sigmoid", "sigmoid_whole.pt": "Sigmoid",
-            "one_output.pt": "1 output", "affine.pt": "no hidden layer", "stuff.pt": "not a model",
-            "odd_keys.pt": "0.weight", "bad_card.pt": "not a model card", "text.pt": "not a torch file",
-            "empty.pt": "not a torch file", "folder.pt": "directory"}
-
-
 def test_files_that_are_no_relu_classifier_are_refused_in_one_line(tmp_path):
-    for name, words in _bad_model_files(tmp_path).items():
+    for name, words in bad_model_files(tmp_path).items():
         with pytest.raises(NetworkError) as err:
             ReluNetwork.load(tmp_path / name)
         assert words in str(err.value) and name.removesuffix(".pt") in str(err.value), (name, str(err.value))
@@ -120,7 +99,8 @@ def test_image_shapes_that_fit_are_flattened(n1):
     assert check_image(n1, np.zeros((1, 28, 28))).shape == (784,)
 
 
-@pytest.mark.parametrize("p, expect", [(2, 2.0), ("2", 2.0), ("l2", 2.0), ("inf", np.inf), (np.inf, np.inf), (1, 1.0), ("Linf", np.inf)])
+@pytest.mark.parametrize("p, expect", [(2, 2.0), ("2", 2.0), ("l2", 2.0), ("inf", np.inf), (np.inf, np.inf), (1, 1.0),
+                                       ("Linf", np.inf)])
 def test_norm_names(p, expect):
     assert parse_norm(p) == expect
 

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
-from conftest import random_net
+
 from minadv.verify.bnb import BranchAndBound
 from minadv.verify.nodeqp import solve_node
 from minadv.verify.qp import BoxQP, certifies_infeasible, solve_daqp, solve_reference
 from minadv.verify.relaxation import node_qp
+
+from helpers import random_net
 
 TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)  # cvxpy's point to ~1e-6 (default: ~1e-4)
 TINY = [(5, 6, 3), (4, 8, 3), (6, 4, 4, 3), (5, 3, 3, 3), (8, 10, 6, 3)]
@@ -53,7 +55,8 @@ def test_equals_cvxpy_on_tiny_network_nodes(seed):
         _check_against(ref, solve_node(problem.qp), problem.qp, 1e-7)  # basis by SVD
 
 
-@pytest.mark.parametrize("net_name, image", [("n1", 2), ("n1", 31), ("n2", 5), ("n2", 19)])
+@pytest.mark.parametrize("net_name, image", [("n1", 2), ("n1", 31), pytest.param("n2", 5, marks=pytest.mark.slow),
+                                             pytest.param("n2", 19, marks=pytest.mark.slow)])
 def test_equals_daqp_on_mnist_nodes_without_fallback(request, test_split, net_name, image):
     net = request.getfixturevalue(net_name)
     rng = np.random.default_rng(image)

@@ -4,8 +4,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from minadv.verify import NetworkError, ReluNetwork, load_onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from minadv.verify import NetworkError, ReluNetwork, load_onnx
 
 F = TensorProto.FLOAT
 
@@ -69,7 +70,8 @@ def normalised_matmul(rng):
         helper.make_node("MatMul", ["r2", "W3t"], ["m3"], name="mm3"),
         helper.make_node("Add", ["m3", "b3"], ["y"], name="add3"),
     ]
-    inits = {"std": rng.uniform(0.2, 0.5, 12), "W1t": W1.T, "b1": b1, "W2t": W2.T, "b2": b2, "W3t_shared": W3.T, "b3": b3}
+    inits = {"std": rng.uniform(0.2, 0.5, 12), "W1t": W1.T, "b1": b1, "W2t": W2.T, "b2": b2,
+             "W3t_shared": W3.T, "b3": b3}
     return nodes, inits, [1, 12], [1, 4]
 
 
@@ -134,7 +136,8 @@ def _one_layer_then(op_node, extra_inits=None, in_shape=(1, 4)):
 @pytest.mark.parametrize(
     "model, words",
     [
-        (_one_layer_then(helper.make_node("Sigmoid", ["h"], ["y"], name="squash")), ["'squash'", "(Sigmoid)", "unsupported"]),
+        (_one_layer_then(helper.make_node("Sigmoid", ["h"], ["y"], name="squash")),
+         ["'squash'", "(Sigmoid)", "unsupported"]),
         (_one_layer_then(helper.make_node("Tanh", ["h"], ["y"], name="act")), ["'act'", "(Tanh)"]),
         (_one_layer_then(helper.make_node("LeakyRelu", ["h"], ["y"], name="leaky")), ["'leaky'", "(LeakyRelu)"]),
         (_one_layer_then(helper.make_node("Softmax", ["h"], ["y"], name="probs")), ["'probs'", "(Softmax)"]),
@@ -205,11 +208,13 @@ def test_exact_command_takes_an_onnx_network(tmp_path):
 
     rng = np.random.default_rng(5)
     (W1, b1), (W2, b2) = layer(rng, 12, 784), layer(rng, 10, 12)
-    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("Gemm", ["f", "W1", "b1"], ["h"], transB=1),
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "W1", "b1"], ["h"], transB=1),
              helper.make_node("Relu", ["h"], ["r"]), helper.make_node("Gemm", ["r", "W2", "b2"], ["y"], transB=1)]
     path = save_model(tmp_path / "n.onnx", nodes, {"W1": W1, "b1": b1, "W2": W2, "b2": b2}, [1, 1, 28, 28], [1, 10])
     out = tmp_path / "r.csv"
-    assert main(["exact", "--onnx", str(path), "--images", "0", "--norm", "inf", "--out", str(out), "--time-limit", "60"]) == 0
+    assert main(["exact", "--onnx", str(path), "--images", "0", "--norm", "inf", "--out", str(out),
+                 "--time-limit", "60"]) == 0
     row = pd.read_csv(out).iloc[0]
     direct = minimal_perturbation(load_onnx(path), mnist("test").x(0), "inf", time_limit=60)
     assert row.status == "optimal" and row.value == pytest.approx(direct.value, abs=1e-7)

@@ -7,10 +7,13 @@ VnnlibError or a parse that satisfies the reader's guarantees, never another exc
 """
 
 import re
+from itertools import pairwise
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from minadv.verify import (
     Property,
     VnnlibError,
@@ -63,7 +66,7 @@ def render(draw, expr) -> str:
     comment = st.text(st.characters(blacklist_characters="\n", blacklist_categories=["Cs"]), max_size=12)
     gaps = st.one_of(st.sampled_from([" ", "\n", "\t", "  \n  ", "\r\n"]), comment.map(lambda c: f" ;{c}\n"))
     out = [tokens[0]]
-    for a, b in zip(tokens, tokens[1:]):
+    for a, b in pairwise(tokens):
         optional = a in "()" or b in "()"
         out.append(draw(st.one_of(st.just(""), gaps)) if optional else draw(gaps))
         out.append(b)
@@ -77,7 +80,7 @@ def vnnlib_texts(draw) -> tuple[Property, str]:
     decls = [f"X_{i}" for i in range(prop.n_inputs)] + [f"Y_{j}" for j in range(prop.n_outputs)]
     forms = [["declare-const", v, "Real"] for v in draw(st.permutations(decls))]
     bounds = []
-    for i, (lo, hi) in enumerate(zip(prop.lower, prop.upper)):
+    for i, (lo, hi) in enumerate(zip(prop.lower, prop.upper, strict=True)):
         x = f"X_{i}"
         bounds.append(draw(st.sampled_from([["<=", x, number(draw, hi)], [">=", number(draw, hi), x]])))
         bounds.append(draw(st.sampled_from([[">=", x, number(draw, lo)], ["<=", number(draw, lo), x]])))
@@ -95,7 +98,8 @@ def vnnlib_texts(draw) -> tuple[Property, str]:
     targets = list(prop.targets) + draw(st.lists(st.sampled_from(prop.targets), max_size=2))  # repeats too
     shapes = [lambda y: ["and", [">=", y, l]], lambda y: [">=", y, l], lambda y: ["<=", l, y]]
     disjuncts = [draw(st.sampled_from(shapes))(f"Y_{j}") for j in draw(st.permutations(targets))]
-    out = disjuncts[0] if len(disjuncts) == 1 and draw(st.booleans()) and disjuncts[0][0] != "and" else ["or", *disjuncts]
+    bare = len(disjuncts) == 1 and draw(st.booleans()) and disjuncts[0][0] != "and"
+    out = disjuncts[0] if bare else ["or", *disjuncts]
     asserts.insert(draw(st.integers(0, len(asserts))), ["assert", out])
     return prop, render(draw, forms + asserts)
 
@@ -145,6 +149,7 @@ def test_format_vnnlib_reads_back(prop):
     assert same_property(parse_vnnlib(format_vnnlib(prop)), prop)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(vnnlib_texts())
 def test_equivalent_forms_read_back(case):
@@ -164,6 +169,7 @@ def test_a_truncated_file_is_refused_or_complete(prop, data):
     assert same_property(back, prop)  # only a cut after the last ')' still reads
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(vnnlib_texts(), st.data())
 def test_a_mutated_file_is_refused_or_sound(case, data):
@@ -199,7 +205,8 @@ POINTS = st.tuples(st.lists(FLOATS, min_size=1, max_size=8), st.lists(FLOATS, mi
 @given(POINTS, st.data())
 def test_counterexample_files_read_back(point, data):
     x, y = (np.array(v, dtype=np.float64) for v in point)
-    assert all(np.array_equal(a, b) for a, b in zip(parse_counterexample(format_counterexample(x, y)), (x, y)))
+    parsed = parse_counterexample(format_counterexample(x, y))
+    assert all(np.array_equal(a, b) for a, b in zip(parsed, (x, y), strict=True))
     pairs = [[f"X_{i}", number(data.draw, v)] for i, v in enumerate(x)] + \
             [[f"Y_{j}", number(data.draw, v)] for j, v in enumerate(y)]
     text = render(data.draw, ["sat", data.draw(st.permutations(pairs))])  # any order, spacing and comments

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import random_net
+
 from minadv.verify import (
     BoxQP,
     check,
@@ -13,6 +13,8 @@ from minadv.verify import (
     solve_clarabel,
     solve_reference,
 )
+
+from helpers import random_net
 
 
 def _points_in_region(net, y, n, rng, radius=1e-3):
@@ -36,7 +38,8 @@ def test_affine_map_equals_network_inside_the_region(sizes):
         np.testing.assert_allclose(reg.logits(y[None]).numpy()[0], net.forward(y), atol=1e-12)
         # stacked hidden maps equal the network's pre-activations
         pre = np.concatenate(net.pre_activations(Z)[:-1], axis=1)
-        np.testing.assert_allclose((torch.einsum("bhd,bd->bh", batch.G, torch.tensor(Z)) + batch.g).numpy(), pre, atol=1e-12)
+        got = (torch.einsum("bhd,bd->bh", batch.G, torch.tensor(Z)) + batch.g).numpy()
+        np.testing.assert_allclose(got, pre, atol=1e-12)
         assert batch.contains(Z).all()
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from minadv.verify.qp import (
     BoxQP,
     norm_dual_bound,

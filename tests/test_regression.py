@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+
 from minadv.attacks import ATTACKS
 from minadv.verify import (
     InputError,
@@ -71,6 +72,7 @@ def test_a_delta_of_the_wrong_shape_is_an_input_error(n1, n1_image1):
     assert_not_below_optimum(n1, x, (exact.x_adv - x).reshape(28, 28), exact=exact)  # 784 values in any shape
 
 
+@pytest.mark.slow
 def test_a_result_for_another_image_is_a_mix_up_not_a_solver_bug(n1, n1_image1, test_split):
     x, exact = n1_image1
     c = n1.predict(x)
@@ -89,7 +91,8 @@ def test_a_result_for_another_image_is_a_mix_up_not_a_solver_bug(n1, n1_image1, 
 
 
 @pytest.mark.skipif("rlrqp" not in ATTACKS, reason="rLR-QP not registered yet (attacks branch)")
-@pytest.mark.parametrize("net_name, image", [("N1", 1), ("N1", 8), ("N2", 3), ("N2", 4)])
+@pytest.mark.parametrize("net_name, image", [("N1", 1), ("N1", 8), pytest.param("N2", 3, marks=pytest.mark.slow),
+                                             pytest.param("N2", 4, marks=pytest.mark.slow)])
 def test_rlrqp_never_beats_the_mip(net_name, image, n1, n2, test_split):
     net, x = {"N1": n1, "N2": n2}[net_name], test_split.x(image)
     assert_not_below_optimum(net, x, ATTACKS["rlrqp"]().run(net, x), time_limit=60)

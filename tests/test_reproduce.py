@@ -1,9 +1,10 @@
-import minadv.attacks
-import minadv.experiments.reproduce as reproduce
-import minadv.experiments.runner as runner
 import numpy as np
 import pandas as pd
 import pytest
+
+import minadv.attacks
+import minadv.experiments.reproduce as reproduce
+import minadv.experiments.runner as runner
 from minadv.attacks import Attack
 from minadv.experiments.cli import main
 from minadv.experiments.data import mnist
@@ -46,6 +47,7 @@ TABLES = ("table1.md", "table1.csv", "table1.tex")
 FIGURES = ("figure1.png", "figure1.pdf", "figure1_all_methods.png", "figure1_all_methods.pdf")
 
 
+@pytest.mark.slow
 def test_reproduce_end_to_end_and_resume(tmp_path, attacks, full_run, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out, fig = tmp_path / "results", tmp_path / "results" / "figures"
@@ -59,7 +61,7 @@ def test_reproduce_end_to_end_and_resume(tmp_path, attacks, full_run, monkeypatc
     for method in ("mip", "scaled"):
         with np.load(out / f"adv_N1_{method}.npz") as z:
             assert sorted(z["image"]) == [1, 8] and {"x", "x_adv", "pred"} <= set(z.files)
-            for i, x, xa in zip(z["image"], z["x"], z["x_adv"]):
+            for i, x, xa in zip(z["image"], z["x"], z["x_adv"], strict=True):
                 assert np.array_equal(x, test.x(i)) and check(net, xa, net.predict(x)).adversarial()
     assert not (out / "adv_N1_never.npz").exists()  # a failed attack has no point to store
     table = pd.read_csv(out / "table1.csv")
@@ -91,6 +93,7 @@ def test_reproduce_refuses_an_unknown_method(tmp_path, attacks, capsys):
     assert not (tmp_path / "results.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_partial_run_never_replaces_the_full_run_tables_or_figures(tmp_path, attacks, full_run, monkeypatch):
     """Item 10: tables and figures under --out; a part of the run writes its own to OUT/partial/."""
     monkeypatch.chdir(tmp_path)

@@ -4,10 +4,12 @@ import hashlib
 import json
 
 import pytest
+
 from minadv.experiments.models import load
 from minadv.experiments.scale_models import SCALE_ARCHITECTURES, train_scale
 
 
+@pytest.mark.slow
 def test_train_scale_writes_a_loadable_network_and_its_card(tmp_path):
     card = train_scale("1x1024", tmp_path, epochs=1, log=lambda _: None)
     net = load(tmp_path / "1x1024.pt")

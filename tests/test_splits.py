@@ -1,16 +1,19 @@
 """Branch and bound over ReLU splits (verify/splits.py) against brute force on tiny networks."""
 
+import functools
 import time
 
 import numpy as np
 import pytest
 from bruteforce import interval_signs, max_margin_in_box
-from conftest import random_net
+
 from minadv.verify import Property, check_counterexample
 from minadv.verify.bounds import crown
 from minadv.verify.decide import verify_box
 from minadv.verify.domain import Domain
 from minadv.verify.splits import SplitSearch
+
+from helpers import random_net
 
 SIZES = [4, 8, 6, 3]
 
@@ -22,8 +25,23 @@ def search(net, prop, t, **kw) -> SplitSearch:
     return SplitSearch(net, prop.lower, prop.upper, crown(net, dom), c, **kw)
 
 
+def open_box():
+    """The first (net, prop) of the case search whose root bounds leave a target open (no brute force)."""
+    for seed in range(200):
+        net = random_net(SIZES, seed=seed, scale=2.5)
+        x0 = np.random.default_rng(seed).uniform(0.2, 0.8, SIZES[0])
+        prop = Property.ball(x0, 0.25, net.predict(x0), net.n_outputs)
+        for t in prop.targets:
+            s = search(net, prop, t)
+            if s.optimise(s.root())[0][0] >= 0:
+                return net, prop
+    raise AssertionError("no open box")
+
+
+@functools.cache
 def cases(n=12):
-    """(net, prop, target, brute-force max of f_t - f_label over the box) where the root's bound
+    """Computed once, when a test first asks (about 15-30 s: the brute force), not at collection.
+    (net, prop, target, brute-force max of f_t - f_label over the box) where the root's bound
     leaves the target open (so the search must branch), the margin is away from 0, and at most
     9 neurons are unstable by interval arithmetic (for the brute force's time); n of each sign."""
     out, count = [], {True: 0, False: 0}
@@ -47,14 +65,13 @@ def cases(n=12):
     return out
 
 
-CASES = cases()
 
-
+@pytest.mark.slow
 @pytest.mark.parametrize("iters", [10, 0])
 def test_split_search_agrees_with_brute_force(iters):
     """iters = 0 keeps CROWN's slopes and beta = 0: many leaves are then decided by the region LP."""
     branched = lps = 0
-    for net, prop, t, m in CASES:
+    for net, prop, t, m in cases():
         o = search(net, prop, t, iters=iters, batch=8).run(time.time() + 60)
         assert o.verdict == ("sat" if m > 0 else "safe"), (m, o)
         if o.verdict == "sat":
@@ -62,17 +79,18 @@ def test_split_search_agrees_with_brute_force(iters):
             assert net.forward(o.point)[t] >= net.forward(o.point)[prop.label]
         branched += o.nodes > 1
         lps += o.lps
-    assert sum(m < 0 for *_, m in CASES) >= 10 and sum(m > 0 for *_, m in CASES) >= 10
+    assert sum(m < 0 for *_, m in cases()) >= 10 and sum(m > 0 for *_, m in cases()) >= 10
     assert branched >= 10
     if iters == 0:
         assert lps > 0
 
 
+@pytest.mark.slow
 def test_bounds_of_children_are_valid():
     """The bound of each child of the root is above the brute-force maximum over the child's part
     of the box (where the split neuron is active / inactive)."""
     checked = 0
-    for net, prop, t, m in CASES[:40]:
+    for net, prop, t, m in cases()[:40]:
         s = search(net, prop, t)
         ub, nodes, scores, _ = s.optimise(s.root())
         assert ub[0] >= m - 1e-9
@@ -89,8 +107,9 @@ def test_bounds_of_children_are_valid():
     assert checked >= 20
 
 
+@pytest.mark.slow
 def test_verify_box_methods_agree():
-    for net, prop, t, m in CASES[:12]:
+    for net, prop, _t, _m in cases()[:12]:
         whole = max_margin_in_box(net, prop.lower, prop.upper, prop.label)
         for method in ("splits", "milp"):
             v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1, method=method)
@@ -99,12 +118,13 @@ def test_verify_box_methods_agree():
                 assert check_counterexample(net, prop, v.point).valid
 
 
+@pytest.mark.slow
 def test_a_timeout_names_the_targets_not_reached():
     """With no time left for the searches, the targets the bounds leave open are reported not
     reached (and none searched); with time, the same boxes are decided, each of those targets
     searched (a sat search stops the others), none left open."""
     reported = 0
-    for net, prop, t, m in CASES[:12]:
+    for net, prop, _t, _m in cases()[:12]:
         v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 1e-9, jobs=1)
         assert v.searches == 0 and v.open_targets == []
         assert v.verdict == ("unknown" if v.unreached_targets else "unsat")
@@ -126,6 +146,6 @@ def test_verify_box_sorts_its_targets_into_open_and_not_reached(monkeypatch):
         yield from [(2, "safe", None, 4), (1, "unknown", None, 5), (0, "unreached", None, 0), (3, "unreached", None, 0)]
 
     monkeypatch.setattr(decide_module, "_searches", searches)
-    net, prop, *_ = CASES[0]
+    net, prop = open_box()
     v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1)
     assert (v.verdict, v.open_targets, v.unreached_targets, v.searches, v.nodes) == ("unknown", [1], [0, 3], 2, 9)

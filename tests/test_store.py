@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from minadv.experiments.store import COLUMNS, ResultStore
 from minadv.verify import Counts, InputError, Result, Status
 
@@ -89,11 +90,12 @@ def test_a_rerun_of_a_key_replaces_its_row_and_point(tmp_path):
         store.append("N1", 0, _result(value=0.9), np.zeros(4), options="steps=0")
         store.append("N1", 1, _result(status=Status.ERROR, value=np.nan, point=False), np.zeros(4))
     frame = pd.read_csv(tmp_path / "r.csv", keep_default_na=False, na_values=["nan"])
-    assert list(zip(frame.image, frame.options, frame.status)) == [(0, "", "optimal"), (1, "", "error"),
+    assert list(zip(frame.image, frame.options, frame.status, strict=True)) == [(0, "", "optimal"), (1, "", "error"),
                                                                    (0, "steps=0", "optimal")]
     assert frame.value.tolist()[::2] == [0.4, 0.9] and np.isnan(frame.value[1])
     with np.load(tmp_path / "adv.npz") as z:  # image 1's point went with its row
-        got = {(int(i), str(o)): np.linalg.norm(xa) for i, o, xa in zip(z["image"], z["options"], z["x_adv"])}
+        got = {(int(i), str(o)): np.linalg.norm(xa)
+               for i, o, xa in zip(z["image"], z["options"], z["x_adv"], strict=True)}
     assert got == pytest.approx({(0, ""): 0.4, (0, "steps=0"): 0.9})
 
 
@@ -202,14 +204,14 @@ def _check(csv, npz, expect_keys=None):
     """No key doubled in the CSV; each point in the .npz belongs to a row, its norm the row's value.
     Complete (expect_keys given): the CSV has exactly those keys and every row with a value its point."""
     frame = pd.read_csv(csv, keep_default_na=False, na_values=["", "nan"])
-    keys = list(zip(frame.net, frame.image, frame.method))
+    keys = list(zip(frame.net, frame.image, frame.method, strict=True))
     assert len(set(keys)) == len(keys)
     points = {}
     if npz.exists():
         with np.load(npz) as z:
             points = {(str(n), int(i), str(m)): float(np.linalg.norm(xa - x))
-                      for n, i, m, x, xa in zip(z["net"], z["image"], z["method"], z["x"], z["x_adv"])}
-    values = {k: v for k, v in zip(keys, frame.value) if not np.isnan(v)}
+                      for n, i, m, x, xa in zip(z["net"], z["image"], z["method"], z["x"], z["x_adv"], strict=True)}
+    values = {k: v for k, v in zip(keys, frame.value, strict=True) if not np.isnan(v)}
     assert points == pytest.approx({k: values.get(k) for k in points})
     if expect_keys is not None:
         assert sorted(keys) == sorted(expect_keys) and points.keys() == values.keys()

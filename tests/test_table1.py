@@ -3,6 +3,7 @@ import struct
 
 import pandas as pd
 import pytest
+
 from minadv.experiments.figures import write_figures
 from minadv.experiments.table1 import (
     COLUMNS,
@@ -17,7 +18,7 @@ from minadv.experiments.table1 import (
 
 def _frame(rows):
     cols = ["net", "image", "method", "norm", "status", "value", "lower", "time_s", "margin"]
-    return pd.DataFrame([dict(zip(cols, (*r[:3], "2", *r[3:]))) for r in rows])
+    return pd.DataFrame([dict(zip(cols, (*r[:3], "2", *r[3:]), strict=True)) for r in rows])
 
 
 def _results(deepfool_0=0.5):
@@ -44,7 +45,7 @@ def _row(table, net, method):
 def test_ratios_use_proven_optima_only_and_count_the_rest():
     table = table1(_results())
     assert list(table.columns) == COLUMNS
-    assert list(zip(table.net, table.method)) == [("N1", "mip"), ("N1", "deepfool"), ("N2", "cw")]
+    assert list(zip(table.net, table.method, strict=True)) == [("N1", "mip"), ("N1", "deepfool"), ("N2", "cw")]
     df = _row(table, "N1", "deepfool")
     assert (df.images, df.n_matched, df.n_failed, df.n_not_optimal) == (4, 1, 1, 1)
     assert df.mean_ratio == pytest.approx(1.25) and df.max_ratio == pytest.approx(1.5)  # 0.7 on image 3 left out

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 from bruteforce import interval_signs, max_margin_in_box
-from conftest import random_net
+
 from minadv.attacks.pgd import pgd_box
 from minadv.experiments.bench_vnncomp import TARGET_LISTS
 from minadv.experiments.cli import main
@@ -19,6 +19,8 @@ from minadv.verify import (
 from minadv.verify import decide as decide_module
 from minadv.verify.decide import verify_box
 from minadv.verify.parallel import spawn_pool
+
+from helpers import random_net
 
 TINY = [4, 6, 5, 3]
 
@@ -62,6 +64,7 @@ def test_verify_box_agrees_with_brute_force(k):
         assert check_counterexample(net, prop, v.point).valid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quick", [0.0, 30.0])
 def test_verify_box_in_two_processes_agrees_with_one(quick, monkeypatch):
     """quick = 0: every open target goes to the two worker processes; quick = 30 s: the tiny
@@ -139,7 +142,8 @@ def test_vnnlib_command_refuses_a_point_that_violates_nothing(liar, tmp_path, ca
     assert not check_counterexample(net, prop, prop.center).valid
     monkeypatch.setattr(vnncomp, "pgd_box", lambda *a, **k: prop.center.copy())
     if liar == "search":
-        monkeypatch.setattr(vnncomp, "verify_box", lambda *a, **k: BoxVerdict(BoxAnswer.SAT, prop.center.copy(), target=0))
+        monkeypatch.setattr(vnncomp, "verify_box",
+                            lambda *a, **k: BoxVerdict(BoxAnswer.SAT, prop.center.copy(), target=0))
     write_vnnlib(prop, tmp_path / "p.vnnlib")
     argv = ["vnnlib", str(_save(net, tmp_path / "n.pt")), str(tmp_path / "p.vnnlib"), "--time-limit", "30",
             "--counterexample", str(tmp_path / "ce.txt")]
@@ -161,6 +165,7 @@ def test_vnnlib_command_unsat(tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == "unsat"
 
 
+@pytest.mark.slow
 def test_a_timeout_names_the_open_targets(tmp_path, capsys):
     """An instance the bounds leave open, run with no time for the search: `minadv vnnlib` says
     timeout and that its open targets were not reached, and the benchmark records them in its
@@ -178,7 +183,8 @@ def test_a_timeout_names_the_open_targets(tmp_path, capsys):
     assert out[-1] == "timeout" and out[0].endswith(f"0 nodes; not reached: {' '.join(map(str, open_))})")
     (tmp_path / "mnistfc_instances.csv").write_text("n.pt,p.vnnlib,120\n")
     res = tmp_path / "res.csv"
-    assert main(["bench", "vnncomp", "--benchmark", str(tmp_path), "--nets", "n.pt", "--out", str(res), "--cap", "1e-6"]) == 0
+    assert main(["bench", "vnncomp", "--benchmark", str(tmp_path), "--nets", "n.pt", "--out", str(res),
+                 "--cap", "1e-6"]) == 0
     row = pd.read_csv(res, dtype=TARGET_LISTS).iloc[0]
     assert (row.answer, row.open_targets, row.unreached_targets) == ("timeout", "none", " ".join(map(str, open_)))
     assert f"| open: none; not reached: {row.unreached_targets} |" in (tmp_path / "res.md").read_text()
@@ -203,6 +209,7 @@ def test_shared_instance_proven_by_bounds(mnistfc, capsys):
     assert out[-1] == "unsat" and "by bounds" in out[0]
 
 
+@pytest.mark.slow
 def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path, capsys):
     """A two-instance benchmark folder (a .pt network, two properties): rows appended once,
     not recomputed on a second run; sat iff d* <= eps."""
@@ -214,7 +221,8 @@ def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path
     _save(net, tmp_path / "net.pt")
     write_vnnlib(prop_sat, tmp_path / "a.vnnlib")
     write_vnnlib(prop_unsat, tmp_path / "b.vnnlib")
-    (tmp_path / "mnistfc_instances.csv").write_text("net.pt,a.vnnlib,120\nnet.pt,b.vnnlib,120\n")  # generous: a loaded machine
+    # generous time-outs: a loaded machine
+    (tmp_path / "mnistfc_instances.csv").write_text("net.pt,a.vnnlib,120\nnet.pt,b.vnnlib,120\n")
     out = tmp_path / "res.csv"
     argv = ["bench", "vnncomp", "--benchmark", str(tmp_path), "--nets", "net", "--out", str(out), "--dstar"]
     assert main(argv) == 0

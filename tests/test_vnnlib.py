@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+
 from minadv.verify import (
     InputError,
     Property,
@@ -181,7 +182,8 @@ def test_counterexample_file_round_trip(tmp_path):
     x2, y2 = read_counterexample(tmp_path / "cex.txt")
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
     # other tools' layout: no leading space, two spaces after the name, negative numbers
-    assert [a.tolist() for a in parse_counterexample("sat\n((X_0  0.5)\n(X_1  -0.25)\n(Y_0 -1.5))")] == [[0.5, -0.25], [-1.5]]
+    parsed = parse_counterexample("sat\n((X_0  0.5)\n(X_1  -0.25)\n(Y_0 -1.5))")
+    assert [a.tolist() for a in parsed] == [[0.5, -0.25], [-1.5]]
 
 
 @pytest.mark.parametrize(

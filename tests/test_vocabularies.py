@@ -3,6 +3,8 @@ same text as before), and every map from one vocabulary to the next covers all m
 source, so a new or unmapped value fails here instead of silently becoming `error`."""
 
 import pytest
+from pyomo.contrib.solver.common.results import TerminationCondition
+
 from minadv.experiments.vnncomp import ANSWER_OF_BOX, Answer
 from minadv.verify import QPStatus, Status
 from minadv.verify.exact import GAP_OPEN, WITHOUT_POINT
@@ -11,7 +13,6 @@ from minadv.verify.mip import _OF_TERMINATION, MilpStatus
 from minadv.verify.mip_exact import STOP_OF_MILP
 from minadv.verify.result import Stop
 from minadv.verify.verdicts import BOX_OF_TARGET, BoxAnswer, TargetVerdict
-from pyomo.contrib.solver.common.results import TerminationCondition
 
 TEXTS = {
     QPStatus: {"optimal", "infeasible", "error"},

@@ -1,4 +1,5 @@
-"""minadv.verify: the exact side. Networks (also from ONNX), VNN-LIB properties, the float64 check, linear regions, bounds, exact solvers."""
+"""minadv.verify: the exact side. Networks (also from ONNX), VNN-LIB properties, the float64 check, linear
+regions, bounds, exact solvers."""
 
 from .adversarial import TOL, Verdict, check, push_across, verified_result
 from .counterexample import (

@@ -4,9 +4,9 @@ Problem (1): min ||delta||_p s.t. x + delta in [0,1]^d and f_t(x+delta) >= f_c(x
 for some t != c. One queue holds nodes (t, partial activation pattern) of every target and
 shares one incumbent U (a verified adversarial point). A node's bound is the node problem of
 `relaxation.node_qp` (triangle relaxation of its free ReLUs; a QP for p = 2 solved by
-`nodeqp.solve_node` on a reduced problem of ~75 variables, an LP for p = 1, inf solved by HiGHS), certified by the explicit Lagrangian dual at the solver's
-multipliers (`qp.norm_dual_bound`). The search stops when the smallest open bound
-L satisfies U - L <= rel_gap * U.
+`nodeqp.solve_node` on a reduced problem of ~75 variables, an LP for p = 1, inf solved by HiGHS),
+certified by the explicit Lagrangian dual at the solver's multipliers (`qp.norm_dual_bound`). The
+search stops when the smallest open bound L satisfies U - L <= rel_gap * U.
 
 Incumbents: every node point x + delta* has a real activation pattern; problem (3) on that
 region (polytope module) gives a verified adversarial point (each region and target once).
@@ -80,9 +80,9 @@ class BranchAndBound:
     def _merge(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
         """A node's fixings on top of the current root states (stable neurons may have grown);
         None when a fixing contradicts a root state: no point of the node lies in the ball."""
-        if any(((r >= 0) & (s >= 0) & (r != s)).any() for r, s in zip(self.root, states)):
+        if any(((r >= 0) & (s >= 0) & (r != s)).any() for r, s in zip(self.root, states, strict=True)):
             return None
-        return [np.where(r >= 0, r, s) for r, s in zip(self.root, states)]
+        return [np.where(r >= 0, r, s) for r, s in zip(self.root, states, strict=True)]
 
     # --- incumbents ------------------------------------------------------------------
     def offer(self, point: np.ndarray, t_hint: int) -> None:

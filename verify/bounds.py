@@ -39,16 +39,16 @@ class Bounds:
 
     @property
     def unstable(self) -> list[np.ndarray]:
-        return [(l < 0) & (u > 0) for l, u in zip(self.lower, self.upper)]
+        return [(l < 0) & (u > 0) for l, u in zip(self.lower, self.upper, strict=True)]
 
     @property
     def n_unstable(self) -> int:
         return int(sum(m.sum() for m in self.unstable))
 
-    def intersect(self, other: "Bounds") -> "Bounds":
+    def intersect(self, other: Bounds) -> Bounds:
         return Bounds(
-            tuple(np.maximum(a, b) for a, b in zip(self.lower, other.lower)),
-            tuple(np.minimum(a, b) for a, b in zip(self.upper, other.upper)),
+            tuple(np.maximum(a, b) for a, b in zip(self.lower, other.lower, strict=True)),
+            tuple(np.minimum(a, b) for a, b in zip(self.upper, other.upper, strict=True)),
         )
 
 
@@ -131,7 +131,7 @@ def interval(net: ReluNetwork, dom: Domain) -> Bounds:
     W, b = net.weights[0], net.biases[0]
     l, u = _widen(*affine_bounds(W, W @ dom.x + b, dom))
     lower, upper = [l], [u]
-    for W, b in zip(net.weights[1:-1], net.biases[1:-1]):
+    for W, b in zip(net.weights[1:-1], net.biases[1:-1], strict=True):
         hl, hu = np.maximum(lower[-1], 0), np.maximum(upper[-1], 0)
         Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
         l, u = _widen(Wp @ hl + Wn @ hu + b, Wp @ hu + Wn @ hl + b)

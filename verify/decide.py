@@ -61,7 +61,8 @@ class _TargetSearch:
     """One box's bounds (and, for 'milp', its Tjeng model, built once); `__call__` decides one target."""
 
     def __init__(self, net: ReluNetwork, dom: Domain, bounds: Bounds, label: int, deadline: float, method: str):
-        self.net, self.dom, self.bounds, self.label, self.deadline, self.method = net, dom, bounds, label, deadline, method
+        self.net, self.dom, self.bounds, self.label = net, dom, bounds, label
+        self.deadline, self.method = deadline, method
         if method == "milp":
             self.model, self.logits = TjengModel(net, dom, bounds, 1.0).build_prefix(net.n_hidden_layers)
 
@@ -116,7 +117,8 @@ def _searches(args: tuple, targets: list[int], jobs: int, quick: float):
             here = _TargetSearch(net, dom, bounds, label, min(deadline, time.time() + quick), method)
             while targets:
                 t, verdict, z, nodes = here(targets[0])
-                if verdict in (TargetVerdict.UNKNOWN, TargetVerdict.UNREACHED) and time.time() >= here.deadline < deadline:
+                ran_out = time.time() >= here.deadline < deadline
+                if verdict in (TargetVerdict.UNKNOWN, TargetVerdict.UNREACHED) and ran_out:
                     break  # the quick phase is over, not the time: this target and the rest go to the workers
                 yield t, verdict, z, nodes
                 targets.pop(0)
@@ -141,7 +143,7 @@ def verify_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: in
     C[:, label] -= 1.0
     _, hi = optimized_bounds(net, dom, list(bounds.lower), list(bounds.upper), C, net.n_hidden_layers, iters=iters)
     out = BoxVerdict(BoxAnswer.UNSAT, unstable=bounds.n_unstable)
-    to_search = [t for t, h in sorted(zip(targets, hi), key=lambda p: -p[1]) if h >= 0]
+    to_search = [t for t, h in sorted(zip(targets, hi, strict=True), key=lambda p: -p[1]) if h >= 0]
     args = (net, dom, bounds, label, deadline, method)
     with closing(_searches(args, to_search, jobs, quick)) as results:
         for t, verdict, z, nodes in results:

@@ -57,7 +57,7 @@ class Domain:
     hi: float | np.ndarray = 1.0
 
     @classmethod
-    def of(cls, net: ReluNetwork, x, norm=2, radius: float = np.inf) -> "Domain":
+    def of(cls, net: ReluNetwork, x, norm=2, radius: float = np.inf) -> Domain:
         if not radius > 0:
             raise InputError(f"radius must be positive, got {radius}")
         return cls(check_image(net, x), parse_norm(norm), float(radius))

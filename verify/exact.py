@@ -49,7 +49,7 @@ def minimal_perturbation(
 
     method: 'bnb' (L2: branch-and-bound over ReLU splits with QP node bounds), 'mip' (the Tjeng
     MILP in Pyomo + HiGHS; for L2 a loop of MILPs over an outer approximation), 'auto' (bnb for
-    L2, mip otherwise: the faster by measurement, see PERFORMANCE.md).
+    L2, mip otherwise: the faster by measurement, see docs/performance-log.md).
     tightening (mip only): bounds of layers >= 2 by 'crown' back-substitution, plus per-neuron
     'lp' or short 'mip' solves. The first layer is always exact over box cap ball.
     upper_bound: an adversarial point (array, e.g. from an attack; verified here and used as

@@ -135,8 +135,10 @@ class TjengModel:
             W, b = self.net.weights[k], self.net.biases[k]
             l, u = self.bounds.lower[k], self.bounds.upper[k]
             blk = m.layers[k]
-            blk.g = pyo.Var(range(len(b)), bounds=lambda _, j: (float(l[j]), float(u[j])))
-            blk.def_g = pyo.Constraint(range(len(b)), rule=lambda _, j: blk.g[j] == self._affine(m, W[j], b[j], post))
+            # Pyomo calls these rules while constructing the component, within this iteration
+            blk.g = pyo.Var(range(len(b)), bounds=lambda _, j: (float(l[j]), float(u[j])))  # noqa: B023
+            blk.def_g = pyo.Constraint(range(len(b)),
+                                       rule=lambda _, j: blk.g[j] == self._affine(m, W[j], b[j], post))  # noqa: B023
             post = self._relus(blk, l, u)
         return post
 
@@ -145,7 +147,8 @@ class TjengModel:
         if post is None:
             nz = np.flatnonzero(w)
             return float(b0 + w @ self.dom.x) + pyo.quicksum(float(self.r * w[i]) * m.u[i] for i in nz)
-        return float(b0) + pyo.quicksum(float(w[i]) * post[i] for i in range(len(post)) if w[i] != 0 and post[i] is not None)
+        return float(b0) + pyo.quicksum(float(w[i]) * post[i]
+                                        for i in range(len(post)) if w[i] != 0 and post[i] is not None)
 
     def _relus(self, blk, l, u) -> list:
         unstable = [j for j in range(len(l)) if l[j] < 0 < u[j]]

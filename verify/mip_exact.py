@@ -24,7 +24,6 @@ from .polytope import regions_at
 from .qp import QPStatus, solve_norm
 from .result import Counts, Stop
 
-
 # why the search stops after a MILP that ended neither optimal (cut and solve again) nor infeasible
 # (no point in the domain: done); CUTOFF and TARGET answer options that `run` never sets
 STOP_OF_MILP = {MilpStatus.TIME_LIMIT: Stop.TIME_LIMIT, MilpStatus.ERROR: Stop.ERROR,

@@ -35,7 +35,7 @@ class ReluNetwork:
     def __post_init__(self):
         if len(self.weights) != len(self.biases) or not self.weights:
             raise NetworkError("a network needs one bias per weight matrix and at least one layer")
-        for k, (W, b) in enumerate(zip(self.weights, self.biases)):
+        for k, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if W.ndim != 2 or b.shape != (W.shape[0],):
                 raise NetworkError(f"layer {k}: weight {W.shape} and bias {b.shape} do not fit")
             if k and W.shape[1] != self.weights[k - 1].shape[0]:
@@ -46,19 +46,19 @@ class ReluNetwork:
                 raise NetworkError(f"layer {k} has non-finite parameters")
 
     @classmethod
-    def from_layers(cls, layers) -> "ReluNetwork":
+    def from_layers(cls, layers) -> ReluNetwork:
         """From an iterable of (W, b) array pairs."""
         def arr(a) -> np.ndarray:
             a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
             return np.array(a, dtype=np.float64)
 
-        Ws, bs = zip(*[(arr(W), arr(b)) for W, b in layers])
+        Ws, bs = zip(*[(arr(W), arr(b)) for W, b in layers], strict=True)
         for a in Ws + bs:
             a.setflags(write=False)
         return cls(tuple(Ws), tuple(bs))
 
     @classmethod
-    def from_sequential(cls, model: nn.Module) -> "ReluNetwork":
+    def from_sequential(cls, model: nn.Module) -> ReluNetwork:
         """From an `nn.Sequential` of Linear and ReLU (Flatten allowed before the first Linear).
 
         Linear layers must alternate with ReLU and the last module must be Linear.
@@ -87,7 +87,7 @@ class ReluNetwork:
         return cls.from_layers(layers)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ReluNetwork":
+    def load(cls, path: str | Path) -> ReluNetwork:
         """A ReLU classifier from a model file:
 
         - .onnx: see `onnx_import`;
@@ -158,7 +158,7 @@ class ReluNetwork:
         """Pre-activations of every hidden layer and the logits, float64; z is (d,) or (B, d)."""
         h = np.asarray(z, dtype=np.float64)
         out = []
-        for k, (W, b) in enumerate(zip(self.weights, self.biases)):
+        for W, b in zip(self.weights, self.biases, strict=True):
             g = h @ W.T + b
             out.append(g)
             h = np.maximum(g, 0.0)
@@ -185,7 +185,7 @@ class ReluNetwork:
     def to_torch(self, dtype: torch.dtype = torch.float32) -> nn.Sequential:
         """The same network as an `nn.Sequential` (for gradient-based attacks)."""
         mods: list[nn.Module] = []
-        for k, (W, b) in enumerate(zip(self.weights, self.biases)):
+        for k, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             lin = nn.Linear(W.shape[1], W.shape[0]).to(dtype)
             with torch.no_grad():
                 lin.weight.copy_(torch.tensor(W))

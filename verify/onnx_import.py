@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import require
 from .network import NetworkError, ReluNetwork
 
 SUPPORTED = ("Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Flatten", "Reshape", "Identity", "Constant")
@@ -32,7 +33,7 @@ class _Affine:
     def shape(self) -> tuple[int, ...]:
         return self.const.shape
 
-    def map(self, f, g=None) -> "_Affine":
+    def map(self, f, g=None) -> _Affine:
         """f applied to every column, g (default f) to the constant; f must be linear."""
         cols = np.stack([f(c) for c in self.cols])
         return _Affine(cols, np.asarray((g or f)(self.const), dtype=np.float64), self.layer)
@@ -40,7 +41,7 @@ class _Affine:
 
 def load_onnx(path: str | Path) -> ReluNetwork:
     """The ReLU network of an ONNX file (one input, one output, a chain of supported nodes)."""
-    import onnx
+    onnx = require("onnx")
 
     path = Path(path)
     if not path.exists():
@@ -57,12 +58,13 @@ def load_onnx(path: str | Path) -> ReluNetwork:
 
 def from_onnx_graph(graph) -> ReluNetwork:
     """The ReLU network computed by an `onnx.GraphProto`."""
-    from onnx import numpy_helper
+    numpy_helper = require("onnx.numpy_helper")
 
     values: dict[str, np.ndarray | _Affine] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in values]
     if len(inputs) != 1 or len(graph.output) != 1:
-        raise NetworkError(f"the graph has {len(inputs)} data inputs and {len(graph.output)} outputs; minadv needs one of each")
+        raise NetworkError(f"the graph has {len(inputs)} data inputs and {len(graph.output)} outputs; "
+                           "minadv needs one of each")
     values[inputs[0].name] = _identity(_input_shape(inputs[0]), 0)
 
     layers: list[tuple[np.ndarray, np.ndarray]] = []
@@ -76,7 +78,8 @@ def from_onnx_graph(graph) -> ReluNetwork:
         if len(data) > 1:
             raise NetworkError(f"{where}: two non-constant inputs (a branching graph); minadv reads chains only")
         if data and data[0].layer != len(layers):
-            raise NetworkError(f"{where}: uses a tensor from before a later Relu (a branching graph); minadv reads chains only")
+            raise NetworkError(f"{where}: uses a tensor from before a later Relu (a branching graph); "
+                               "minadv reads chains only")
         try:
             if node.op_type == "Relu" and data:
                 layers.append(_close_layer(data[0]))
@@ -104,7 +107,8 @@ def _input_shape(value_info) -> tuple[int, ...]:
         elif k == 0:
             shape.append(1)
         else:
-            raise NetworkError(f"input {value_info.name!r}: dimension {k} is symbolic ({d.dim_param!r}); minadv needs a fixed size")
+            raise NetworkError(f"input {value_info.name!r}: dimension {k} is symbolic ({d.dim_param!r}); "
+                               "minadv needs a fixed size")
     if not shape or 0 in shape:
         raise NetworkError(f"input {value_info.name!r} has shape {tuple(shape)}; minadv needs a non-empty tensor")
     return tuple(shape)
@@ -132,7 +136,7 @@ def _identity(shape: tuple[int, ...], layer: int) -> _Affine:
 
 
 def _attrs(node) -> dict:
-    from onnx import helper
+    helper = require("onnx.helper")
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -161,7 +165,7 @@ def _apply(node, args):
 
 
 def _constant(at: dict) -> np.ndarray:
-    from onnx import numpy_helper
+    numpy_helper = require("onnx.numpy_helper")
 
     if "value" in at:
         return numpy_helper.to_array(at["value"])

@@ -43,7 +43,7 @@ class Regions:
     def __len__(self) -> int:
         return self.active.shape[0]
 
-    def __getitem__(self, idx) -> "Regions":
+    def __getitem__(self, idx) -> Regions:
         if isinstance(idx, int):
             idx = slice(idx, idx + 1)
         return Regions(self.active[idx], self.G[idx], self.g[idx], self.F[idx], self.f[idx])
@@ -110,7 +110,7 @@ def regions_of_patterns(net: ReluNetwork, active: torch.Tensor) -> Regions:
     V = W1.expand(B, *W1.shape)
     a = b1.expand(B, *b1.shape)
     Gs, gs, start = [], [], 0
-    for W, b in zip(net.weights[1:], net.biases[1:]):
+    for W, b in zip(net.weights[1:], net.biases[1:], strict=True):
         Gs.append(V)
         gs.append(a)
         n = V.shape[1]

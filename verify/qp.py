@@ -189,7 +189,7 @@ def solve_lp(qp: BoxQP, p: float) -> QPSolution:
     A = np.block([[qp.A, np.zeros((m, k))], [pick, S], [-pick, S]])
     b = np.r_[qp.b, np.zeros(2 * n)]
     cost = np.r_[np.zeros(N), np.ones(k)]
-    res = linprog(cost, A_ub=A, b_ub=b, bounds=[*zip(qp.lo, qp.hi), *[(0, None)] * k], method="highs")
+    res = linprog(cost, A_ub=A, b_ub=b, bounds=[*zip(qp.lo, qp.hi, strict=True), *[(0, None)] * k], method="highs")
     if res.status == 2:
         return QPSolution(QPStatus.INFEASIBLE, lower=np.inf)
     if res.status != 0:
@@ -228,4 +228,5 @@ def solve_reference(qp: BoxQP, p: float = 2.0, **clarabel_options) -> QPSolution
         return QPSolution(QPStatus.ERROR)
     x = np.clip(v.value, qp.lo, qp.hi)
     lam = cons[0].dual_value
-    return QPSolution(QPStatus.OPTIMAL, x, float(np.linalg.norm(x[: qp.n_obj], ord=p)), norm_dual_bound(qp, lam, p), lam)
+    value = float(np.linalg.norm(x[: qp.n_obj], ord=p))
+    return QPSolution(QPStatus.OPTIMAL, x, value, norm_dual_bound(qp, lam, p), lam)

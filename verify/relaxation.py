@@ -40,7 +40,8 @@ class NodeQP:
 
 def root_states(bounds: Bounds) -> list[np.ndarray]:
     """1 for stable active (l >= 0), 0 for stable inactive (u <= 0), -1 for unstable."""
-    return [np.where(l >= 0, 1, np.where(u <= 0, 0, -1)).astype(np.int8) for l, u in zip(bounds.lower, bounds.upper)]
+    return [np.where(l >= 0, 1, np.where(u <= 0, 0, -1)).astype(np.int8)
+            for l, u in zip(bounds.lower, bounds.upper, strict=True)]
 
 
 def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, states: list[np.ndarray],
@@ -62,7 +63,7 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
     Mc = np.eye(M.shape[0])  # M[:, :d] = Mc @ W_1
     hl = np.zeros(N)
     hu = np.zeros(N)
-    for k, (s, l, u) in enumerate(zip(states, bounds.lower, bounds.upper)):
+    for k, (s, l, u) in enumerate(zip(states, bounds.lower, bounds.upper, strict=True)):
         pre.append((M, m))
         if k > 0:  # l <= g <= u for layers >= 2
             rows += [M, -M]

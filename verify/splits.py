@@ -51,11 +51,11 @@ class Nodes:
     def __len__(self) -> int:
         return self.sigma[0].shape[0]
 
-    def take(self, idx) -> "Nodes":
+    def take(self, idx) -> Nodes:
         return Nodes(*([t[idx] for t in ts] for ts in (self.sigma, self.alpha, self.beta)))
 
     @staticmethod
-    def cat(parts: list["Nodes"]) -> "Nodes":
+    def cat(parts: list[Nodes]) -> Nodes:
         return Nodes(*([torch.cat([getattr(p, f)[j] for p in parts]) for j in range(len(parts[0].sigma))]
                        for f in ("sigma", "alpha", "beta")))
 
@@ -84,7 +84,7 @@ class _Tensors:
         neurons, the split ones stable (l = 0 if active, u = 0 if inactive): (upper slope, upper
         intercept, unstable, active)."""
         out = []
-        for s, l, u in zip(sigma, self.l, self.u):
+        for s, l, u in zip(sigma, self.l, self.u, strict=True):
             l = torch.where(s < 0, l.clamp(min=0), l)
             u = torch.where(s > 0, u.clamp(max=0), u)
             _, s_up, i_up = (torch.from_numpy(np.asarray(a)).to(l.dtype) for a in relu_relaxation(l.numpy(), u.numpy()))
@@ -98,8 +98,8 @@ class _Tensors:
         asked)."""
         B = sigma[0].shape[0]
         slopes = [(torch.where(unstable, a.to(self.lo.dtype), active.to(self.lo.dtype)), s_up, i_up)
-                  for (s_up, i_up, unstable, active), a in zip(relax, alpha)]
-        extra = [-b.to(self.lo.dtype) * s for b, s in zip(beta, sigma)]
+                  for (s_up, i_up, unstable, active), a in zip(relax, alpha, strict=True)]
+        extra = [-b.to(self.lo.dtype) * s for b, s in zip(beta, sigma, strict=True)]
         A, const, coeffs = through_relaxations(self.cW.expand(B, -1), torch.full((B,), self.cb, dtype=self.lo.dtype),
                                                self.W[:-1], self.b[:-1], slopes, extra)
         z = torch.where(A > 0, self.hi, self.lo) if maximisers else None
@@ -119,13 +119,13 @@ class SplitSearch:
         self.lo_np, self.hi_np = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         self.f64 = _Tensors(net, self.lo_np, self.hi_np, bounds, self.c, torch.float64)
         self.f32 = _Tensors(net, self.lo_np, self.hi_np, bounds, self.c, torch.float32)
-        self.free = [(l < 0) & (u > 0) for l, u in zip(self.f64.l, self.f64.u)]
+        self.free = [(l < 0) & (u > 0) for l, u in zip(self.f64.l, self.f64.u, strict=True)]
         self.iters, self.batch, self.lr_alpha, self.lr_beta = iters, batch, lr_alpha, lr_beta
 
     def root(self) -> Nodes:
         sigma = [torch.zeros(1, len(l), dtype=torch.int8) for l in self.f64.l]
         alpha = [torch.from_numpy(relu_relaxation(l.numpy(), u.numpy())[0]).float()[None]  # CROWN's slopes
-                 for l, u in zip(self.f64.l, self.f64.u)]
+                 for l, u in zip(self.f64.l, self.f64.u, strict=True)]
         beta = [torch.zeros(1, len(l)) for l in self.f64.l]
         return Nodes(sigma, alpha, beta)
 
@@ -149,7 +149,7 @@ class SplitSearch:
             with torch.no_grad():
                 better = ub < best
                 best = torch.where(better, ub, best)
-                for ka, kb, a, b in zip(keep_a, keep_b, alpha, beta):
+                for ka, kb, a, b in zip(keep_a, keep_b, alpha, beta, strict=True):
                     ka[better], kb[better] = a[better], b[better]
             if it == self.iters or bool((best < 0).all()):
                 break
@@ -163,7 +163,7 @@ class SplitSearch:
                     b.clamp_(min=0.0)
         with torch.no_grad():
             scores = [torch.where((s == 0) & f, A.clamp(min=0) * r[1] + 1e-6 * A.abs(), -1.0)
-                      for s, f, A, r in zip(nodes.sigma, self.free, coeffs, relax)]
+                      for s, f, A, r in zip(nodes.sigma, self.free, coeffs, relax, strict=True)]
             ub, _, z = self.f64.bound(nodes.sigma, self.f64.relax(nodes.sigma), keep_a, keep_b, maximisers=True)
             ub = ub + WIDEN * (1 + ub.abs())
         last = Nodes(nodes.sigma, [a.detach() for a in alpha], [b.detach() for b in beta])
@@ -202,12 +202,12 @@ class SplitSearch:
         max c.f(z) over it and the box by HiGHS's LP. 'safe' if the maximum is < 0 (to within
         HiGHS's tolerances: the root's WIDEN margin is far larger), 'sat' with a float64-checked
         point, 'unknown' for a maximum >= 0 the float64 check refuses (a tie at 0)."""
-        active = torch.cat([torch.where(s == 0, l >= 0, s < 0) for s, l in zip(sigma, self.f64.l)])
+        active = torch.cat([torch.where(s == 0, l >= 0, s < 0) for s, l in zip(sigma, self.f64.l, strict=True)])
         reg = regions_of_patterns(self.net, active[None])
         A, b = (t[0].numpy() for t in reg.inequalities())
         w = self.c @ reg.F[0].numpy()
         w0 = float(self.c @ reg.f[0].numpy())
-        res = linprog(-w, A_ub=A, b_ub=b, bounds=list(zip(self.lo_np, self.hi_np)), method="highs")
+        res = linprog(-w, A_ub=A, b_ub=b, bounds=list(zip(self.lo_np, self.hi_np, strict=True)), method="highs")
         if res.status == 2:  # empty region
             return TargetVerdict.SAFE, None
         if res.status != 0:

@@ -39,7 +39,7 @@ class Property:
     n_outputs: int
 
     @classmethod
-    def ball(cls, x0, eps: float, label: int, n_outputs: int) -> "Property":
+    def ball(cls, x0, eps: float, label: int, n_outputs: int) -> Property:
         """The box clip(x0 +- eps, 0, 1) with every other output as a target."""
         x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
         targets = tuple(j for j in range(n_outputs) if j != label)
@@ -304,7 +304,8 @@ class _Reader:
             raise self.error(1, "no output constraint (assert (or (and (>= Y_j Y_label)) ...))")
         for i in range(n_in):
             if i not in self.lower or i not in self.upper:
-                raise self.error(self.declared["X"][i], f"X_{i} has no {'lower' if i not in self.lower else 'upper'} bound")
+                side = "lower" if i not in self.lower else "upper"
+                raise self.error(self.declared["X"][i], f"X_{i} has no {side} bound")
         labels = {l for _, l in self.outputs}
         if len(labels) != 1:
             raise self.error(line, f"the disjuncts compare against different outputs {sorted(labels)}; "
@@ -331,7 +332,7 @@ def format_vnnlib(prop: Property) -> str:
     lines = [f"; robustness property with label {prop.label}", ""]
     lines += [f"(declare-const X_{i} Real)" for i in range(prop.n_inputs)] + [""]
     lines += [f"(declare-const Y_{j} Real)" for j in range(prop.n_outputs)] + ["", "; Input constraints:"]
-    for i, (lo, hi) in enumerate(zip(prop.lower, prop.upper)):
+    for i, (lo, hi) in enumerate(zip(prop.lower, prop.upper, strict=True)):
         lines += [f"(assert (<= X_{i} {format_number(hi)}))", f"(assert (>= X_{i} {format_number(lo)}))"]
     lines += ["", "; Output constraints:", "(assert (or"]
     lines += [f"    (and (>= Y_{j} Y_{prop.label}))" for j in prop.targets]

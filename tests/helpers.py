@@ -1,0 +1,43 @@
+"""Helpers shared by the tests (imported as `from helpers import ...`; tests/ is on sys.path)."""
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from minadv.verify import ReluNetwork
+
+
+def random_net(sizes, seed=0, scale=1.0) -> ReluNetwork:
+    """A random ReLU network with the given layer sizes (inputs first)."""
+    rng = np.random.default_rng(seed)
+    return ReluNetwork.from_layers(
+        (rng.normal(0, scale / np.sqrt(n_in), (n_out, n_in)), rng.normal(0, 0.3, n_out))
+        for n_in, n_out in pairwise(sizes)
+    )
+
+
+def bad_model_files(d: Path) -> dict[str, str]:
+    """name -> words of the error: files that are no ReLU classifier minadv can read."""
+    sigmoid = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 2))
+    torch.save(sigmoid.state_dict(), d / "sigmoid_state.pt")  # no card: the same keys as a ReLU network's
+    torch.save(sigmoid.state_dict(), d / "sigmoid_card.pt")
+    (d / "sigmoid_card.json").write_text(json.dumps({"layers": "Sequential(Linear, Sigmoid, Linear)"}))
+    torch.save(sigmoid, d / "sigmoid_whole.pt")
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)), d / "one_output.pt")
+    torch.save(nn.Sequential(nn.Linear(4, 3)), d / "affine.pt")
+    torch.save({"epoch": 3, "note": "not weights", "lr": [0.1, 0.01]}, d / "stuff.pt")
+    torch.save({"1.weight": torch.zeros(2, 2), "1.bias": torch.zeros(2)}, d / "odd_keys.pt")
+    (d / "odd_keys.json").write_text(json.dumps({"layers": "Sequential(Linear, ReLU, Linear)"}))
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict(), d / "bad_card.pt")
+    (d / "bad_card.json").write_text("{not json")
+    (d / "text.pt").write_text("these are not the weights you are looking for\n")
+    (d / "empty.pt").write_bytes(b"")
+    (d / "folder.pt").mkdir()
+    return {"sigmoid_state.pt": "card", "sigmoid_card.pt": "Sigmoid", "sigmoid_whole.pt": "Sigmoid",
+            "one_output.pt": "1 output", "affine.pt": "no hidden layer", "stuff.pt": "not a model",
+            "odd_keys.pt": "0.weight", "bad_card.pt": "not a model card", "text.pt": "not a torch file",
+            "empty.pt": "not a torch file", "folder.pt": "directory"}
