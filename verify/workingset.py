@@ -47,20 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .fastqp import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, Basis, BatchSolution, QPBatch, RegionBest, solve_batch
+from .fastqp import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, BatchSolution, RegionBest, RowsBatch, solve_batch
 from .qp import BoxQP, solve_daqp
-
-
-class RowBasis(Basis):
-    """A basis U of few explicit rows (the working set and the target rows): K = U diag(f) U^T
-    as one batched product (no pair table: U changes every round)."""
-
-    def __init__(self, U: torch.Tensor):
-        self.U = U
-        self.UUt = U @ U.T
-
-    def gram(self, f: torch.Tensor) -> torch.Tensor:
-        return (self.U * f[:, None, :]) @ self.U.T
 
 
 class FixedPattern:
@@ -137,6 +125,47 @@ class RegionSolution:
     rounds: int
 
 
+class _Region:
+    """One region's state in `WorkingSetQPs.solve_many`: its pattern, right sides, working set
+    W with the rows formed so far, and per target the solution so far and the last multipliers
+    (on W's rows, then the target row).
+
+    Problems whose cheap bound (the `_seed` bound or the distance to the target's half-space)
+    reaches the threshold are `pruned` at once, without a QP."""
+
+    def __init__(self, qps: "WorkingSetQPs", active: torch.Tensor, targets: np.ndarray, threshold):
+        T = len(targets)
+        self.reg = qps.region(active)
+        self.xd = qps.x.to(qps.device)
+        self.b_region, self.w_target, self.b_target = qps._right_sides(self.reg, targets)
+        W, self.cache, bound = qps._seed(self.reg, self.b_region)  # cache: a_j = -s_j G_j (CPU) of the rows formed
+        self.W = W
+        self.A_W = torch.stack([self.cache[j] for j in W]) if W else torch.zeros(0, len(qps.x), dtype=torch.float64)
+        self.sol = BatchSolution(np.full(T, UNCONVERGED, dtype=object), np.full(T, np.inf),
+                                 torch.full((T, len(qps.x)), torch.nan, dtype=torch.float64), np.zeros(T),
+                                 torch.zeros(T, len(self.W) + 1, dtype=torch.float64), np.zeros(T, dtype=np.int64),
+                                 np.zeros(T, dtype=bool))
+        self.lam = list(self.sol.lam)
+        self.thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (T,)).copy()
+        cheap = np.maximum(bound, (-self.b_target / self.w_target.norm(dim=1).clamp_min(1e-300)).clamp_min(0.0).numpy())
+        self.sol.lower[:] = cheap
+        self.sol.status[cheap >= self.thr] = PRUNED  # a lower bound already at the threshold: no QP at all
+        self.rounds = 0
+
+    def grow(self, added: list[int]) -> None:
+        """Rows `added` (formed, in the cache) join W; the multipliers get zeros for them."""
+        if not added:
+            return
+        self.W.extend(added)
+        self.A_W = torch.cat([self.A_W, torch.stack([self.cache[j] for j in added])])
+        zeros = torch.zeros(len(added), dtype=torch.float64)
+        self.lam = [torch.cat([lam[:-1], zeros, lam[-1:]]) for lam in self.lam]
+
+    def result(self) -> RegionSolution:
+        self.sol.lam = torch.stack(self.lam)
+        return RegionSolution(self.sol, np.asarray(self.W, dtype=np.int64), self.rounds)
+
+
 class WorkingSetQPs:
     """Problem (3) on the regions of `net` around one image x of class c, by constraint
     generation (module docstring). Same interface as `fastqp.RegionQPs` (`best`, `polish`).
@@ -165,47 +194,47 @@ class WorkingSetQPs:
         threshold: a problem whose lower bound reaches it is `pruned`; prune_by_best: also
         prune against the smallest optimum already found among the region's targets (for
         `best`, which only wants the minimum)."""
+        return self.solve_many(torch.as_tensor(active)[None], targets, threshold, prune_by_best=prune_by_best)[0]
+
+    def solve_many(self, active: torch.Tensor, targets, threshold=np.inf, *,
+                   prune_by_best: bool = False) -> list[RegionSolution]:
+        """`solve` on every region active[r] ((R, H) bool) at once: each round solves the
+        relaxations of all open problems (region x target) in ONE `solve_batch` call over
+        explicit rows (`fastqp.RowsBatch`, each problem its region's working set and its target
+        row, padded with zero rows), then adds each region's violated rows to its working set.
+        A problem's rounds are the same as alone: the batch's problems are independent."""
         targets = np.asarray(list(targets), dtype=np.int64)
-        T = len(targets)
-        reg = self.region(active)
-        xd = self.x.to(self.device)
-        b_region, w_target, b_target = self._right_sides(reg, targets)
-        W, cache_rows, bound = self._seed(reg, b_region)  # cache: a_j = -s_j G_j (CPU) of the rows formed
-        sol = BatchSolution(np.full(T, UNCONVERGED, dtype=object), np.full(T, np.inf),
-                            torch.full((T, len(self.x)), torch.nan, dtype=torch.float64), np.zeros(T),
-                            torch.zeros(T, len(W) + 1, dtype=torch.float64), np.zeros(T, dtype=np.int64))
-        thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (T,)).copy()
-        cheap = np.maximum(bound, (-b_target / w_target.norm(dim=1).clamp_min(1e-300)).clamp_min(0.0).numpy())
-        sol.lower[:] = cheap
-        sol.status[cheap >= thr] = PRUNED  # a lower bound already at the threshold: no QP at all
-        open_ = np.flatnonzero(sol.status == UNCONVERGED)
-        lam_prev = sol.lam  # multipliers: W's rows, then the target row
+        regions = [_Region(self, a, targets, threshold) for a in active]
         rounds = 0
-        while len(open_) and rounds < self.max_rounds:
+        while rounds < self.max_rounds:
+            open_ = [(r, k) for r, R in enumerate(regions) for k in np.flatnonzero(R.sol.status == UNCONVERGED)]
+            if not open_:
+                break
             rounds += 1
-            limit = thr[open_]
-            if prune_by_best:
-                limit = np.minimum(limit, sol.value.min())
-            P = self._batch(W, cache_rows, b_region, w_target[open_], b_target[open_])
-            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam_prev[open_])
-            sol.fallbacks += sub.fallbacks
-            sol.iterations[open_] += sub.iterations
-            sol.lower[open_] = sub.lower
-            lam_prev[open_] = sub.lam
-            done = sub.status != OPTIMAL  # infeasible, pruned or unconverged: final (module docstring)
-            sol.status[open_[done]] = sub.status[done]
-            ok = np.flatnonzero(~done)
-            new = self._violated(reg, xd, sub.v[ok], W, cache_rows) if len(ok) else [[]]
-            for i, rows in zip(ok, new):
-                if not rows:  # no region row violated beyond the tolerance: optimal
-                    k = open_[i]
-                    sol.status[k], sol.value[k], sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
-            added = sorted(set().union(*map(set, new)))
-            W.extend(added)
-            open_ = open_[sol.status[open_] == UNCONVERGED]
-            lam_prev = torch.cat([lam_prev[:, :-1], torch.zeros(T, len(added), dtype=torch.float64), lam_prev[:, -1:]], 1)
-        sol.lam = lam_prev
-        return RegionSolution(sol, np.asarray(W, dtype=np.int64), rounds)
+            for R in regions:
+                R.rounds += bool((R.sol.status == UNCONVERGED).any())
+            limit = np.array([min(regions[r].thr[k], regions[r].sol.value.min()) if prune_by_best else regions[r].thr[k]
+                              for r, k in open_])
+            P, lam0 = self._batch(regions, open_)
+            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam0)
+            for i, (r, k) in enumerate(open_):
+                R = regions[r]
+                R.sol.fell_back[k] |= sub.fell_back[i]
+                R.sol.iterations[k] += sub.iterations[i]
+                R.sol.lower[k] = sub.lower[i]
+                R.lam[k] = torch.cat([sub.lam[i, : len(R.W)], sub.lam[i, len(R.W) : len(R.W) + 1]])
+                if sub.status[i] != OPTIMAL:  # infeasible, pruned or unconverged: final (module docstring)
+                    R.sol.status[k] = sub.status[i]
+            for r, R in enumerate(regions):
+                ok = [(i, k) for i, (rr, k) in enumerate(open_) if rr == r and sub.status[i] == OPTIMAL]
+                if not ok:
+                    continue
+                new = self._violated(R.reg, R.xd, sub.v[[i for i, _ in ok]], R.W, R.cache)
+                for (i, k), rows in zip(ok, new):
+                    if not rows:  # no region row violated beyond the tolerance: optimal
+                        R.sol.status[k], R.sol.value[k], R.sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
+                R.grow(sorted(set().union(*map(set, new))))
+        return [R.result() for R in regions]
 
     def _seed(self, reg: FixedPattern, b_region: torch.Tensor) -> tuple[list[int], dict[int, torch.Tensor], float]:
         """The first working set and a cheap lower bound on every target's optimum.
@@ -245,17 +274,23 @@ class WorkingSetQPs:
             return {}
         return dict(zip(idx.tolist(), (-reg.signs[idx, None] * reg.rows(idx)).cpu()))
 
-    def _batch(self, W, cache_rows, b_region, w_target, b_target) -> QPBatch:
-        """The relaxations of the open problems: rows W then each problem's target row, over the
-        basis U = [a_j for j in W; the targets' rows]; C selects a problem's rows."""
-        n, k = len(w_target), len(W)
-        A_W = torch.stack([cache_rows[j] for j in W]) if W else torch.zeros(0, len(self.x), dtype=torch.float64)
-        U = torch.cat([A_W, w_target])
-        C = torch.zeros(n, k + 1, k + n, dtype=torch.float64)
-        C[:, torch.arange(k), torch.arange(k)] = 1.0
-        C[torch.arange(n), k, k + torch.arange(n)] = 1.0
-        b = torch.cat([b_region[W].expand(n, k), b_target[:, None]], dim=1)
-        return QPBatch(C, b, RowBasis(U), self.lo, self.hi)
+    def _batch(self, regions: list["_Region"], open_: list[tuple[int, int]]) -> tuple[RowsBatch, torch.Tensor]:
+        """The relaxations of the open problems (region r, target k): the rows of r's working
+        set, then the target's row, then zero rows (b = 1) up to the longest; and the warm
+        start (the problems' last multipliers, zero on the rows added since)."""
+        m = max(len(regions[r].W) for r, _ in open_) + 1
+        A = torch.zeros(len(open_), m, len(self.x), dtype=torch.float64)
+        b = torch.ones(len(open_), m, dtype=torch.float64)
+        lam = torch.zeros(len(open_), m, dtype=torch.float64)
+        for i, (r, k) in enumerate(open_):
+            R = regions[r]
+            n = len(R.W)
+            if n:
+                A[i, :n] = R.A_W
+                b[i, :n] = R.b_region[R.W]
+            A[i, n], b[i, n] = R.w_target[k], R.b_target[k]
+            lam[i, : n + 1] = R.lam[k]
+        return RowsBatch(A, b, self.lo, self.hi), lam
 
     def _violated(self, reg: FixedPattern, xd: torch.Tensor, V: torch.Tensor, W: list[int],
                   cache_rows: dict[int, torch.Tensor]) -> list[list[int]]:
@@ -287,13 +322,14 @@ class WorkingSetQPs:
 
     def best(self, active: torch.Tensor, targets, threshold: float = np.inf) -> RegionBest:
         """Per region active[r] ((R, H) bool): min over the targets of problem (3) where it is
-        below the threshold (each region's targets pruned against its best so far)."""
+        below the threshold (each region's targets pruned against its best so far); all regions
+        in one `solve_many`."""
         R = len(active)
         out = RegionBest(np.full(R, np.inf), torch.full((R, len(self.x)), torch.nan, dtype=torch.float64),
                          np.full(R, -1))
         targets = np.asarray(list(targets), dtype=np.int64)
-        for r in range(R):
-            s = self.solve(active[r], targets, threshold, prune_by_best=True).solution
+        for r, res in enumerate(self.solve_many(active, targets, threshold, prune_by_best=True)):
+            s = res.solution
             out.solved += int(np.isin(s.status, (OPTIMAL, INFEASIBLE)).sum())
             out.pruned += int((~np.isin(s.status, (OPTIMAL, INFEASIBLE, UNCONVERGED))).sum())
             k = int(np.argmin(s.value))
@@ -310,8 +346,10 @@ class WorkingSetQPs:
             return None
         reg = self.region(active)
         W = res.working_set.tolist()
-        P = self._batch(W, self._formed(reg, W), *self._right_sides(reg, np.array([target])))
-        sol = solve_daqp(P.dense(0), start=np.asarray(v))
+        b_region, w_target, b_target = self._right_sides(reg, np.array([target]))
+        A = torch.cat([torch.stack(list(self._formed(reg, W).values())) if W else w_target[:0], w_target])
+        sol = solve_daqp(BoxQP(A.numpy(), torch.cat([b_region[W], b_target]).numpy(), self.lo.numpy(), self.hi.numpy()),
+                         start=np.asarray(v))
         if sol.status != OPTIMAL or self._violated(reg, self.x.to(self.device), torch.as_tensor(sol.v)[None], [], {})[0]:
             return None
         return sol.norm, sol.v
