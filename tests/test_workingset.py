@@ -143,6 +143,36 @@ def test_best_is_the_smallest_target_optimum_below_the_threshold():
             assert logits[best.target[r]] - logits[c] >= -1e-7
 
 
+def test_many_regions_at_once_equal_each_region_alone():
+    """solve_many (one solve_batch per round over every region's problems, padded rows) gives
+    each region what cvxpy gives and what solving it alone gives: statuses, values, points,
+    working sets, rounds."""
+    net = random_net((40, 16, 16, 5), seed=8, scale=2.0)
+    rng = np.random.default_rng(8)
+    x = rng.random(40)
+    c = net.predict(x)
+    targets = [t for t in range(5) if t != c]
+    active = _regions(net, x, rng, n_near=4, n_flipped=3, n_random=2)
+    qps = WorkingSetQPs(net, x, c)
+    together = qps.solve_many(active, targets)
+    seen = set()
+    for a, many in zip(active, together):
+        alone = qps.solve(a, targets)
+        seen |= set(alone.solution.status)
+        for k, t in enumerate(targets):
+            ref = solve_reference(dense_qp(net, x, c, a, t), **TIGHT)
+            assert many.solution.status[k] == ref.status
+            if ref.status == OPTIMAL:
+                assert many.solution.value[k] == pytest.approx(ref.norm, rel=1e-6)
+        assert many.solution.status.tolist() == alone.solution.status.tolist()
+        np.testing.assert_allclose(many.solution.value, alone.solution.value, rtol=1e-9)
+        ok = alone.solution.status == OPTIMAL
+        np.testing.assert_allclose(many.solution.v[ok], alone.solution.v[ok], atol=1e-9)
+        assert np.array_equal(many.working_set, alone.working_set) and many.rounds == alone.rounds
+    assert {OPTIMAL, INFEASIBLE} <= seen
+    assert len({len(r.working_set) for r in together}) > 1  # regions of different sizes padded together
+
+
 def test_same_input_same_result():
     net = random_net((40, 16, 16, 5), seed=7, scale=2.0)
     rng = np.random.default_rng(7)
