@@ -240,10 +240,11 @@ def _step(P: QPBatch | RowsBatch, D: _Dual, mu: torch.Tensor, sigma: float = 1e-
     lam, new = D.lam, D.lam.clone()
     full = torch.zeros(len(lam), dtype=torch.bool)
     rows = torch.arange(len(lam))
+    sub = P  # the problems of `rows`, narrowed as they accept (indexing copies the rows)
     step = 1.0
     for _ in range(trials):
         trial = (lam[rows] + step * d[rows]).clamp_min(0.0)
-        q = _Dual(P[rows], trial).q
+        q = _Dual(sub, trial).q
         change = trial - lam[rows]
         predicted = -(D.g[rows] * change).sum(1)  # first-order decrease of -q along the arc
         ok = q >= D.q[rows] + sigma * predicted - 1e-13 * (1.0 + D.q[rows].abs())
@@ -252,6 +253,7 @@ def _step(P: QPBatch | RowsBatch, D: _Dual, mu: torch.Tensor, sigma: float = 1e-
         rows = rows[~ok]
         if len(rows) == 0:
             break
+        sub = sub[~ok]
         step *= 0.5
     return new, full
 
@@ -276,8 +278,8 @@ def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, 
     last = torch.zeros_like(lam)  # the last step: on an unbounded dual it points along the ray
     mu = torch.ones(B, dtype=torch.float64)
     idx = torch.arange(B)
+    sub = P  # the open problems idx, narrowed as they end (indexing copies the rows)
     for it in range(max_iter + 1):
-        sub = P[idx]
         D = _Dual(sub, lam[idx])
         at = idx.numpy()
         out.lower[at] = np.sqrt(np.maximum(D.q.numpy(), 0.0))
@@ -297,7 +299,9 @@ def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, 
         if it == max_iter or not going.any():
             break
         idx = idx[going]
-        new, full = _step(P[idx], D.take(going), mu[idx])
+        if not going.all():
+            sub = sub[going]
+        new, full = _step(sub, D.take(going), mu[idx])
         mu[idx] = torch.where(full, mu[idx] / 4, mu[idx] * 4).clamp(1e-8, 1e4)
         last[idx] = (new - lam[idx]).clamp_min(0.0)
         lam[idx] = new
