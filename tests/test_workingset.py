@@ -82,21 +82,26 @@ def test_equals_cvxpy_on_a_784_1024_10_network(test_split):
 
 
 def test_rows_formed_matrix_free_equal_the_explicit_region():
-    """FixedPattern.rows / logit_rows / forward (backward and forward passes with the pattern
-    fixed) equal the explicit G, F of polytope.regions_of_patterns."""
+    """FixedPattern.rows / logit_rows / forward (backward and forward passes with the patterns
+    fixed, rows and points of three regions mixed in one pass) equal the explicit G, F of
+    polytope.regions_of_patterns."""
     net = random_net((12, 7, 6, 5, 4), seed=4)
     rng = np.random.default_rng(4)
     x = rng.random(12)
-    active = torch.from_numpy(rng.random(18) < 0.5)
+    active = torch.from_numpy(rng.random((3, 18)) < 0.5)
     reg = regions_of_patterns(net, active)
     fixed = WorkingSetQPs(net, x, 0).region(active)
-    idx = rng.permutation(18)[:11]
-    np.testing.assert_allclose(fixed.rows(idx).numpy(), reg.G[0, idx].numpy(), atol=1e-12)
-    np.testing.assert_allclose(fixed.logit_rows(np.array([1, 3]), 0).numpy(),
-                               (reg.F[0, [1, 3]] - reg.F[0, 0]).numpy(), atol=1e-12)
-    pre, logits = fixed.forward(torch.as_tensor(x)[None])
-    np.testing.assert_allclose(pre[0].numpy(), (reg.G[0] @ torch.as_tensor(x) + reg.g[0]).numpy(), atol=1e-12)
-    np.testing.assert_allclose(logits.numpy(), reg.logits(x).numpy(), atol=1e-12)
+    idx, which = rng.permutation(18)[:11], rng.integers(0, 3, 11)
+    np.testing.assert_allclose(fixed.rows(idx, which).numpy(), reg.G[which, idx].numpy(), atol=1e-12)
+    np.testing.assert_allclose(fixed.formed(idx, which).numpy(),
+                               (-reg.signs[which, idx, None] * reg.G[which, idx]).numpy(), atol=1e-12)
+    np.testing.assert_allclose(fixed.logit_rows(np.array([1, 3]), 0, np.array([2, 0])).numpy(),
+                               (reg.F[[2, 0]][:, [1, 3]] - reg.F[[2, 0]][:, [0]]).numpy(), atol=1e-12)
+    X = torch.as_tensor(rng.random((4, 12)))
+    pre, logits = fixed.forward(X, np.array([1, 0, 2, 1]))
+    for n, r in enumerate([1, 0, 2, 1]):
+        np.testing.assert_allclose(pre[n].numpy(), (reg.G[r] @ X[n] + reg.g[r]).numpy(), atol=1e-12)
+        np.testing.assert_allclose(logits[n].numpy(), (reg.F[r] @ X[n] + reg.f[r]).numpy(), atol=1e-12)
 
 
 def test_pruning_only_drops_problems_at_or_above_the_threshold():

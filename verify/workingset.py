@@ -52,8 +52,10 @@ from .qp import BoxQP, solve_daqp
 
 
 class FixedPattern:
-    """The network with the activation pattern `active` (H,) fixed: the affine maps of the
-    region Q, evaluated by forward passes and their rows by backward (pull-back) passes.
+    """The network with the activation patterns active (R, H) of R regions fixed: the affine
+    maps of the regions Q_r, evaluated by forward passes and their rows by backward (pull-back)
+    passes. Every point or covector names its region (`which`, one index per row), so the
+    passes of many regions run as one matrix product per layer.
 
     weights / biases: float64 tensors on the device, one pair per layer."""
 
@@ -61,38 +63,44 @@ class FixedPattern:
         self.weights, self.biases = weights, biases
         sizes = [W.shape[0] for W in weights[:-1]]
         self.offsets = np.cumsum([0, *sizes])
-        active = active.to(weights[0].device)
-        self.masks = [active[a:b].to(torch.float64) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
-        self.signs = active.to(torch.float64) * 2.0 - 1.0
+        active = torch.atleast_2d(active.to(weights[0].device))
+        self.masks = [active[:, a:b].to(torch.float64) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        self.signs = active.to(torch.float64) * 2.0 - 1.0  # (R, H)
 
-    def forward(self, Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden pre-activations (n, H) and logits (n, K) of the region's affine maps at Z (n, d)."""
+    def forward(self, Z: torch.Tensor, which) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden pre-activations (n, H) and logits (n, K) of the affine maps of the regions
+        `which` (n,) at the points Z (n, d)."""
         pre, h = [], Z
         for k, (W, b) in enumerate(zip(self.weights, self.biases)):
             g = h @ W.T + b
             if k < len(self.masks):
                 pre.append(g)
-                h = g * self.masks[k]
+                h = g * self.masks[k][which]
         return torch.cat(pre, dim=1), g
 
-    def pullback(self, covectors: dict[int, torch.Tensor]) -> torch.Tensor:
+    def pullback(self, covectors: dict[int, tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
         """Rows y^T d(pre_l)/dz for covectors y (k_l, n_l) on the pre-activations of layer l
-        (l = len(masks) for the logits), stacked from the highest layer down: one backward pass
-        y W_l D_{l-1} ... D_1 W_1 for all of them together."""
-        R = None
+        (l = len(masks) for the logits) of the regions which_l (k_l,), given as {l: (y, which_l)},
+        stacked from the highest layer down: one backward pass y W_l D_{l-1} ... D_1 W_1 for
+        all of them together."""
+        R, which = None, np.zeros(0, dtype=np.int64)
         for k in range(max(covectors), -1, -1):
             if k in covectors:
-                R = covectors[k] if R is None else torch.cat([R, covectors[k]])
+                y, w = covectors[k]
+                R = y if R is None else torch.cat([R, y])
+                which = np.r_[which, np.broadcast_to(w, (len(y),))]
             if R is not None:
                 R = R @ self.weights[k]
                 if k > 0:
-                    R = R * self.masks[k - 1]
+                    R = R * self.masks[k - 1][which]
         return R
 
-    def rows(self, idx: np.ndarray) -> torch.Tensor:
-        """G_j for the hidden neurons idx (k,), in the order of idx: a neuron of layer k >= 1 is
-        the covector W_k[j] D_{k-1} on layer k-1, pulled back from there; layer 0's rows are W_1's."""
+    def rows(self, idx: np.ndarray, which) -> torch.Tensor:
+        """G_j for the hidden neurons idx (k,) of the regions which (k,), in the order of idx: a
+        neuron of layer k >= 1 is the covector W_k[j] D_{k-1} on layer k-1, pulled back from
+        there; layer 0's rows are W_1's."""
         idx = np.asarray(idx, dtype=np.int64)
+        which = np.full(idx.shape, which, dtype=np.int64) if np.ndim(which) == 0 else np.asarray(which, dtype=np.int64)
         layer = np.searchsorted(self.offsets, idx, side="right") - 1
         out = torch.empty(len(idx), self.weights[0].shape[1], dtype=torch.float64, device=self.weights[0].device)
         first = np.flatnonzero(layer == 0)
@@ -100,19 +108,25 @@ class FixedPattern:
         cov, order = {}, []
         for k in sorted(set(layer.tolist()) - {0}, reverse=True):
             sel = np.flatnonzero(layer == k)
-            cov[k - 1] = self.weights[k][idx[sel] - self.offsets[k]] * self.masks[k - 1]
+            cov[k - 1] = (self.weights[k][idx[sel] - self.offsets[k]] * self.masks[k - 1][which[sel]], which[sel])
             order.extend(sel.tolist())
         if order:
             out[order] = self.pullback(cov)
         return out
 
-    def logit_rows(self, targets: np.ndarray, c: int) -> torch.Tensor:
-        """Rows of f_t - f_c for every target t (T, d)."""
-        K = self.weights[-1].shape[0]
-        y = torch.zeros(len(targets), K, dtype=torch.float64, device=self.weights[0].device)
-        y[np.arange(len(targets)), targets] = 1.0
+    def formed(self, idx: np.ndarray, which) -> torch.Tensor:
+        """The constraint rows a_j = -s_j G_j for the neurons idx of the regions which (CPU)."""
+        which = np.full(np.shape(idx), which, dtype=np.int64) if np.ndim(which) == 0 else np.asarray(which, dtype=np.int64)
+        return (-self.signs[which, idx][:, None] * self.rows(idx, which)).cpu()
+
+    def logit_rows(self, targets: np.ndarray, c: int, which: np.ndarray) -> torch.Tensor:
+        """Rows of f_t - f_c for every region r of `which` and target t, (len(which), T, d)."""
+        K, T = self.weights[-1].shape[0], len(targets)
+        y = torch.zeros(T, K, dtype=torch.float64, device=self.weights[0].device)
+        y[np.arange(T), targets] = 1.0
         y[:, c] -= 1.0
-        return self.pullback({len(self.masks): y})
+        which = np.asarray(which, dtype=np.int64)
+        return self.pullback({len(self.masks): (y.repeat(len(which), 1), np.repeat(which, T))}).view(len(which), T, -1)
 
 
 @dataclass
@@ -133,12 +147,11 @@ class _Region:
     Problems whose cheap bound (the `_seed` bound or the distance to the target's half-space)
     reaches the threshold are `pruned` at once, without a QP."""
 
-    def __init__(self, qps: "WorkingSetQPs", active: torch.Tensor, targets: np.ndarray, threshold):
-        T = len(targets)
-        self.reg = qps.region(active)
-        self.xd = qps.x.to(qps.device)
-        self.b_region, self.w_target, self.b_target = qps._right_sides(self.reg, targets)
-        W, self.cache, bound = qps._seed(self.reg, self.b_region)  # cache: a_j = -s_j G_j (CPU) of the rows formed
+    def __init__(self, qps: "WorkingSetQPs", r: int, b_region: torch.Tensor, w_target: torch.Tensor,
+                 b_target: torch.Tensor, W: list[int], cache: dict[int, torch.Tensor], bound: float, threshold):
+        T = len(b_target)
+        self.r, self.b_region, self.w_target, self.b_target = r, b_region, w_target, b_target
+        self.cache = cache  # a_j = -s_j G_j (CPU) of the rows formed
         self.W = W
         self.A_W = torch.stack([self.cache[j] for j in W]) if W else torch.zeros(0, len(qps.x), dtype=torch.float64)
         self.sol = BatchSolution(np.full(T, UNCONVERGED, dtype=object), np.full(T, np.inf),
@@ -204,7 +217,10 @@ class WorkingSetQPs:
         row, padded with zero rows), then adds each region's violated rows to its working set.
         A problem's rounds are the same as alone: the batch's problems are independent."""
         targets = np.asarray(list(targets), dtype=np.int64)
-        regions = [_Region(self, a, targets, threshold) for a in active]
+        pat = self.region(active)
+        sides = self._right_sides(pat, targets)
+        regions = [_Region(self, r, *(side[r] for side in sides), *seed, threshold)
+                   for r, seed in enumerate(self._seed(pat, sides[0]))]
         rounds = 0
         while rounds < self.max_rounds:
             open_ = [(r, k) for r, R in enumerate(regions) for k in np.flatnonzero(R.sol.status == UNCONVERGED)]
@@ -225,54 +241,59 @@ class WorkingSetQPs:
                 R.lam[k] = torch.cat([sub.lam[i, : len(R.W)], sub.lam[i, len(R.W) : len(R.W) + 1]])
                 if sub.status[i] != OPTIMAL:  # infeasible, pruned or unconverged: final (module docstring)
                     R.sol.status[k] = sub.status[i]
+            ok = np.flatnonzero(sub.status == OPTIMAL)
+            viol = self._slacks(pat, sub.v[ok], [open_[i][0] for i in ok])
             for r, R in enumerate(regions):
-                ok = [(i, k) for i, (rr, k) in enumerate(open_) if rr == r and sub.status[i] == OPTIMAL]
-                if not ok:
+                mine = [n for n, i in enumerate(ok) if open_[i][0] == r]
+                if not mine:
                     continue
-                new = self._violated(R.reg, R.xd, sub.v[[i for i, _ in ok]], R.W, R.cache)
-                for (i, k), rows in zip(ok, new):
+                new = self._violated(pat, r, viol[mine], R.W, R.cache)
+                for n, rows in zip(mine, new):
                     if not rows:  # no region row violated beyond the tolerance: optimal
+                        i, k = ok[n], open_[ok[n]][1]
                         R.sol.status[k], R.sol.value[k], R.sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
                 R.grow(sorted(set().union(*map(set, new))))
         return [R.result() for R in regions]
 
-    def _seed(self, reg: FixedPattern, b_region: torch.Tensor) -> tuple[list[int], dict[int, torch.Tensor], float]:
-        """The first working set and a cheap lower bound on every target's optimum.
+    def _seed(self, pat: FixedPattern, b_region: torch.Tensor) -> list[tuple[list[int], dict[int, torch.Tensor], float]]:
+        """Per region of `pat` (right sides b_region (R, H)): the first working set, the rows
+        formed for it and a cheap lower bound on every target's optimum.
 
         At v = 0 (the image x) the rows with b_j < 0 are violated, and each one's half-space
         is at distance -b_j / ||a_j|| from 0: the largest such distance bounds ||v|| below (the
         box and the other rows ignored), as `fastqp.QPBatch.cheap_bound` does. Norms are known
         for first-layer rows (pattern-free); of the deeper rows, the `add` most violated (in value)
-        are formed. The `add` rows farthest away start the working set."""
-        viol = -b_region
-        cand = torch.argsort(viol, descending=True)[: int((viol > 0).sum())].numpy()
-        layer0 = cand < len(self.norms0)
-        deep = cand[~layer0][: self.add]
-        cache = self._formed(reg, np.r_[cand[layer0][np.argsort(-(viol[cand[layer0]] / self.norms0[cand[layer0]]).numpy(),
-                                                                kind="stable")][: self.add], deep])
-        if not cache:
-            return [], cache, 0.0
-        known = np.fromiter(cache, dtype=np.int64)
-        dist = (viol[known] / torch.stack([cache[int(j)] for j in known]).norm(dim=1).clamp_min(1e-300)).numpy()
-        bound = float(dist.max())
-        if layer0.any():
-            bound = max(bound, float((viol[cand[layer0]] / self.norms0[cand[layer0]]).max()))
-        W = known[np.argsort(-dist, kind="stable")][: self.add]
-        return sorted(W.tolist()), cache, bound
+        are formed (one backward pass for all regions). The `add` rows farthest away start the
+        working set."""
+        want, bound0 = [], []
+        for viol in -b_region:
+            cand = torch.argsort(viol, descending=True)[: int((viol > 0).sum())].numpy()
+            layer0 = cand[cand < len(self.norms0)]
+            dist0 = (viol[layer0] / self.norms0[layer0]).numpy()
+            want.append(np.r_[layer0[np.argsort(-dist0, kind="stable")][: self.add], cand[cand >= len(self.norms0)][: self.add]])
+            bound0.append(float(dist0.max(initial=0.0)))
+        which = np.repeat(np.arange(len(want)), [len(w) for w in want])
+        rows = pat.formed(np.concatenate(want).astype(np.int64), which) if len(which) else None
+        out, at = [], 0
+        for r, idx in enumerate(want):
+            if len(idx) == 0:
+                out.append(([], {}, 0.0))
+                continue
+            A = rows[at : at + len(idx)]
+            at += len(idx)
+            dist = (-b_region[r, idx] / A.norm(dim=1).clamp_min(1e-300)).numpy()
+            W = idx[np.argsort(-dist, kind="stable")][: self.add]
+            out.append((sorted(W.tolist()), dict(zip(idx.tolist(), A)), max(float(dist.max()), bound0[r])))
+        return out
 
-    def _right_sides(self, reg: FixedPattern, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """b_j = s_j pre_j(x) of the region rows, and the target rows -(F_t - F_c) with their
-        right sides (f_t - f_c)(x), all with the pattern fixed (CPU tensors)."""
-        pre_x, logits_x = reg.forward(self.x.to(self.device)[None])
-        return ((reg.signs * pre_x[0]).cpu(), -reg.logit_rows(targets, self.c).cpu(),
-                (logits_x[0, targets] - logits_x[0, self.c]).cpu())
-
-    def _formed(self, reg: FixedPattern, idx: np.ndarray) -> dict[int, torch.Tensor]:
-        """The rows a_j = -s_j G_j for the neurons idx (CPU)."""
-        idx = np.asarray(idx, dtype=np.int64)
-        if len(idx) == 0:
-            return {}
-        return dict(zip(idx.tolist(), (-reg.signs[idx, None] * reg.rows(idx)).cpu()))
+    def _right_sides(self, pat: FixedPattern, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per region of `pat`: b_j = s_j pre_j(x) of the region rows (R, H), and the target
+        rows -(F_t - F_c) (R, T, d) with their right sides (f_t - f_c)(x) (R, T), all with the
+        pattern fixed (CPU tensors; one forward and one backward pass for all regions)."""
+        which = np.arange(len(pat.signs))
+        pre_x, logits_x = pat.forward(self.x.to(self.device).expand(len(which), -1), which)
+        return ((pat.signs * pre_x).cpu(), -pat.logit_rows(targets, self.c, which).cpu(),
+                (logits_x[:, targets] - logits_x[:, [self.c]]).cpu())
 
     def _batch(self, regions: list["_Region"], open_: list[tuple[int, int]]) -> tuple[RowsBatch, torch.Tensor]:
         """The relaxations of the open problems (region r, target k): the rows of r's working
@@ -292,16 +313,23 @@ class WorkingSetQPs:
             lam[i, : n + 1] = R.lam[k]
         return RowsBatch(A, b, self.lo, self.hi), lam
 
-    def _violated(self, reg: FixedPattern, xd: torch.Tensor, V: torch.Tensor, W: list[int],
-                  cache_rows: dict[int, torch.Tensor]) -> list[list[int]]:
-        """Per point x + v (rows of V): up to `add` region rows outside W violated by more than
-        tol * ||a_j||, the most violated (in distance, violation / ||a_j||) first.
+    def _slacks(self, pat: FixedPattern, V: torch.Tensor, which) -> torch.Tensor:
+        """a_j v - b_j = -s_j pre_j(x + v) of every row of the regions `which` at the points
+        x + v (rows of V), from one forward pass (CPU, (n, H))."""
+        xd = self.x.to(self.device)
+        pre, _ = pat.forward(xd + V.to(xd.device), which)
+        return (-pat.signs[which] * pre).cpu()
 
-        All slacks come from one forward pass; rows are formed (backward passes) only for
-        candidates with a positive violation, most violated (in value) first, in chunks, until
-        `add` rows are found or the candidates are exhausted."""
-        pre, _ = reg.forward(xd + V.to(xd.device))
-        viol = (-reg.signs * pre).cpu()  # a_j v - b_j = -s_j pre_j(x + v)
+    def _violated(self, pat: FixedPattern, r: int, viol: torch.Tensor, W: list[int],
+                  cache_rows: dict[int, torch.Tensor]) -> list[list[int]]:
+        """Per point of region r with slacks viol (rows, `_slacks`): up to `add` region rows
+        outside W violated by more than tol * ||a_j||, the most violated (in distance,
+        violation / ||a_j||) first.
+
+        Rows are formed (backward passes) only for candidates with a positive violation, most
+        violated (in value) first, in chunks, until `add` rows are found or the candidates are
+        exhausted."""
+        viol = viol.clone()
         if W:
             viol[:, W] = -np.inf
         out = []
@@ -310,7 +338,9 @@ class WorkingSetQPs:
             chosen: list[int] = []
             for start in range(0, len(cand), self.add):
                 chunk = cand[start : start + self.add]
-                cache_rows.update(self._formed(reg, [j for j in chunk if j not in cache_rows]))
+                fresh = [j for j in chunk.tolist() if j not in cache_rows]
+                if fresh:
+                    cache_rows.update(zip(fresh, pat.formed(np.array(fresh), r)))
                 for j in chunk:
                     dist = float(row[j]) / float(cache_rows[int(j)].norm().clamp_min(1e-300))
                     if dist > self.tol:
@@ -344,13 +374,13 @@ class WorkingSetQPs:
         res = self.solve(active, [target])
         if res.solution.status[0] != OPTIMAL:
             return None
-        reg = self.region(active)
-        W = res.working_set.tolist()
-        b_region, w_target, b_target = self._right_sides(reg, np.array([target]))
-        A = torch.cat([torch.stack(list(self._formed(reg, W).values())) if W else w_target[:0], w_target])
+        pat = self.region(active)
+        W = res.working_set
+        b_region, w_target, b_target = (side[0] for side in self._right_sides(pat, np.array([target])))
+        A = torch.cat([pat.formed(W, 0), w_target])
         sol = solve_daqp(BoxQP(A.numpy(), torch.cat([b_region[W], b_target]).numpy(), self.lo.numpy(), self.hi.numpy()),
                          start=np.asarray(v))
-        if sol.status != OPTIMAL or self._violated(reg, self.x.to(self.device), torch.as_tensor(sol.v)[None], [], {})[0]:
+        if sol.status != OPTIMAL or self._violated(pat, 0, self._slacks(pat, torch.as_tensor(sol.v)[None], [0]), [], {})[0]:
             return None
         return sol.norm, sol.v
 
@@ -359,8 +389,8 @@ def dense_qp(net, x: np.ndarray, c: int, active: torch.Tensor, target: int) -> B
     """Problem (3) on the region of `active` for one target with every row formed (for tests
     and the reference solvers; rows in the order of the hidden neurons, the target's last)."""
     qps = WorkingSetQPs(net, x, c)
-    reg = qps.region(active)
-    b_region, w_target, b_target = qps._right_sides(reg, np.array([target]))
-    A = (-reg.signs[:, None] * reg.rows(np.arange(len(reg.signs)))).cpu()
+    pat = qps.region(active)
+    b_region, w_target, b_target = (side[0] for side in qps._right_sides(pat, np.array([target])))
+    A = pat.formed(np.arange(pat.signs.shape[1]), 0)
     return BoxQP(torch.cat([A, w_target]).numpy(), torch.cat([b_region, b_target]).numpy(),
                  qps.lo.numpy(), qps.hi.numpy())
