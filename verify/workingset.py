@@ -37,6 +37,16 @@ largest distance -b_j / ||a_j|| of a row violated at 0 is a cheap lower bound (a
 without a QP. Rows enter W at most `add` per problem and round; W only grows, so the loop ends after at most
 H / add rounds (capped by `max_rounds`, after which a problem is reported `unconverged`).
 
+Many regions at once (`WorkingSetQPs.solve_many`, used by `best` for all regions of an
+rLR-QP round): each region keeps its own working set, and each round solves the relaxations of
+every open problem (region x target) in one `solve_batch` call over explicit rows
+(`fastqp.RowsBatch`), a problem with fewer rows padded by zero rows with right side 1 (0 <= 1
+holds everywhere, so a padded problem is the same problem, and those rows' multipliers stay
+0: a Farkas certificate or a dual bound is unchanged by them); the network passes of all
+regions (right sides, first rows, slacks) run as one batched pass per layer, every point or
+covector carrying its region's pattern. Every problem's relaxations, bounds and verdicts are
+those of the problem solved alone, so the argument above holds for each.
+
 The network passes run on `device` (cpu or cuda); the small QPs over W run on the CPU in float64.
 """
 
