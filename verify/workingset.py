@@ -61,6 +61,11 @@ from .fastqp import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, BatchSolution, Reg
 from .qp import BoxQP, solve_daqp
 
 
+def _per_row(which, n: int) -> np.ndarray:
+    """Region indices, one per row: `which` itself, or one region index repeated n times."""
+    return np.full(n, which, dtype=np.int64) if np.ndim(which) == 0 else np.asarray(which, dtype=np.int64)
+
+
 class FixedPattern:
     """The network with the activation patterns active (R, H) of R regions fixed: the affine
     maps of the regions Q_r, evaluated by forward passes and their rows by backward (pull-back)
@@ -110,7 +115,7 @@ class FixedPattern:
         neuron of layer k >= 1 is the covector W_k[j] D_{k-1} on layer k-1, pulled back from
         there; layer 0's rows are W_1's."""
         idx = np.asarray(idx, dtype=np.int64)
-        which = np.full(idx.shape, which, dtype=np.int64) if np.ndim(which) == 0 else np.asarray(which, dtype=np.int64)
+        which = _per_row(which, len(idx))
         layer = np.searchsorted(self.offsets, idx, side="right") - 1
         out = torch.empty(len(idx), self.weights[0].shape[1], dtype=torch.float64, device=self.weights[0].device)
         first = np.flatnonzero(layer == 0)
@@ -126,7 +131,7 @@ class FixedPattern:
 
     def formed(self, idx: np.ndarray, which) -> torch.Tensor:
         """The constraint rows a_j = -s_j G_j for the neurons idx of the regions which (CPU)."""
-        which = np.full(np.shape(idx), which, dtype=np.int64) if np.ndim(which) == 0 else np.asarray(which, dtype=np.int64)
+        which = _per_row(which, len(idx))
         return (-self.signs[which, idx][:, None] * self.rows(idx, which)).cpu()
 
     def logit_rows(self, targets: np.ndarray, c: int, which: np.ndarray) -> torch.Tensor:
