@@ -257,12 +257,14 @@ class WorkingSetQPs:
                 if sub.status[i] != OPTIMAL:  # infeasible, pruned or unconverged: final (module docstring)
                     R.sol.status[k] = sub.status[i]
             ok = np.flatnonzero(sub.status == OPTIMAL)
-            viol = self._slacks(pat, sub.v[ok], [open_[i][0] for i in ok])
+            which = np.array([open_[i][0] for i in ok], dtype=np.int64)
+            new_rows = self._violated(pat, which, self._slacks(pat, sub.v[ok], which),
+                                      [regions[r].W for r in which], [regions[r].cache for r in which])
             for r, R in enumerate(regions):
-                mine = [n for n, i in enumerate(ok) if open_[i][0] == r]
-                if not mine:
+                mine = np.flatnonzero(which == r)
+                if not len(mine):
                     continue
-                new = self._violated(pat, r, viol[mine], R.W, R.cache)
+                new = [new_rows[n] for n in mine]
                 for n, rows in zip(mine, new):
                     if not rows:  # no region row violated beyond the tolerance: optimal
                         i, k = ok[n], open_[ok[n]][1]
@@ -335,35 +337,44 @@ class WorkingSetQPs:
         pre, _ = pat.forward(xd + V.to(xd.device), which)
         return (-pat.signs[which] * pre).cpu()
 
-    def _violated(self, pat: FixedPattern, r: int, viol: torch.Tensor, W: list[int],
-                  cache_rows: dict[int, torch.Tensor]) -> list[list[int]]:
-        """Per point of region r with slacks viol (rows, `_slacks`): up to `add` region rows
-        outside W violated by more than tol * ||a_j||, the most violated (in distance,
+    def _violated(self, pat: FixedPattern, which: np.ndarray, viol: torch.Tensor, W: list[list[int]],
+                  caches: list[dict[int, torch.Tensor]]) -> list[list[int]]:
+        """Per point n, of region which[n] with slacks viol[n] (`_slacks`), working set W[n] and
+        formed rows caches[n] (a region's points share theirs): up to `add` region rows outside
+        W[n] violated by more than tol * ||a_j||, the most violated (in distance,
         violation / ||a_j||) first.
 
         Rows are formed (backward passes) only for candidates with a positive violation, most
-        violated (in value) first, in chunks, until `add` rows are found or the candidates are
-        exhausted."""
+        violated (in value) first, in chunks of `add`, until `add` rows are found or the
+        candidates are exhausted; the chunks of all points are formed in one backward pass."""
         viol = viol.clone()
-        if W:
-            viol[:, W] = -np.inf
-        out = []
-        for row in viol:
-            cand = torch.argsort(row, descending=True)[: int((row > 0).sum())].numpy()
-            chosen: list[int] = []
-            for start in range(0, len(cand), self.add):
-                chunk = cand[start : start + self.add]
-                fresh = [j for j in chunk.tolist() if j not in cache_rows]
-                if fresh:
-                    cache_rows.update(zip(fresh, pat.formed(np.array(fresh), r)))
-                for j in chunk:
-                    dist = float(row[j]) / float(cache_rows[int(j)].norm().clamp_min(1e-300))
+        cands = []
+        for n, row in enumerate(viol):
+            if W[n]:
+                row[W[n]] = -np.inf
+            cands.append(torch.argsort(row, descending=True)[: int((row > 0).sum())].numpy())
+        chosen: list[list[tuple[float, int]]] = [[] for _ in cands]
+        going = [n for n, cand in enumerate(cands) if len(cand)]
+        start = 0
+        while going:
+            need: dict[tuple[int, int], int] = {}  # (region, neuron) -> point whose cache takes it
+            for n in going:
+                for j in cands[n][start : start + self.add].tolist():
+                    if j not in caches[n]:
+                        need.setdefault((int(which[n]), j), n)
+            if need:
+                keys = list(need)
+                rows = pat.formed(np.array([j for _, j in keys]), np.array([r for r, _ in keys]))
+                for key, a in zip(keys, rows):
+                    caches[need[key]][key[1]] = a
+            for n in going:
+                for j in cands[n][start : start + self.add].tolist():
+                    dist = float(viol[n, j]) / float(caches[n][j].norm().clamp_min(1e-300))
                     if dist > self.tol:
-                        chosen.append((dist, int(j)))
-                if len(chosen) >= self.add:
-                    break
-            out.append([j for _, j in sorted(chosen, reverse=True)[: self.add]])
-        return out
+                        chosen[n].append((dist, j))
+            start += self.add
+            going = [n for n in going if len(chosen[n]) < self.add and start < len(cands[n])]
+        return [[j for _, j in sorted(c, reverse=True)[: self.add]] for c in chosen]
 
     def best(self, active: torch.Tensor, targets, threshold: float = np.inf) -> RegionBest:
         """Per region active[r] ((R, H) bool): min over the targets of problem (3) where it is
@@ -395,7 +406,7 @@ class WorkingSetQPs:
         A = torch.cat([pat.formed(W, 0), w_target])
         sol = solve_daqp(BoxQP(A.numpy(), torch.cat([b_region[W], b_target]).numpy(), self.lo.numpy(), self.hi.numpy()),
                          start=np.asarray(v))
-        if sol.status != OPTIMAL or self._violated(pat, 0, self._slacks(pat, torch.as_tensor(sol.v)[None], [0]), [], {})[0]:
+        if sol.status != OPTIMAL or self._violated(pat, np.zeros(1, dtype=np.int64), self._slacks(pat, torch.as_tensor(sol.v)[None], [0]), [[]], [{}])[0]:
             return None
         return sol.norm, sol.v
 
