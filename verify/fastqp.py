@@ -231,7 +231,8 @@ def _direction(P: QPBatch | RowsBatch, D: _Dual, mu: torch.Tensor) -> torch.Tens
     return d.scatter_add(1, rows, -torch.cholesky_solve(gJ[..., None], L)[..., 0] * inJ)
 
 
-def _step(P: QPBatch | RowsBatch, D: _Dual, mu: torch.Tensor, sigma: float = 1e-4, trials: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+def _step(P: QPBatch | RowsBatch, D: _Dual, mu: torch.Tensor, sigma: float = 1e-4,
+          trials: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
     """lam(s) = max(lam + s d, 0) for the largest s in 1, 1/2, ... with Armijo decrease of -q
     (plus a rounding allowance of 1e-13 (1 + |q|): near the optimum the decrease drowns in
     q's last digits, and refusing the full Newton step there stalls the method).

@@ -272,7 +272,8 @@ class WorkingSetQPs:
                 R.grow(sorted(set().union(*map(set, new))))
         return [R.result() for R in regions]
 
-    def _seed(self, pat: FixedPattern, b_region: torch.Tensor) -> list[tuple[list[int], dict[int, torch.Tensor], float]]:
+    def _seed(self, pat: FixedPattern,
+              b_region: torch.Tensor) -> list[tuple[list[int], dict[int, torch.Tensor], float]]:
         """Per region of `pat` (right sides b_region (R, H)): the first working set, the rows
         formed for it and a cheap lower bound on every target's optimum.
 
@@ -287,7 +288,8 @@ class WorkingSetQPs:
             cand = torch.argsort(viol, descending=True)[: int((viol > 0).sum())].numpy()
             layer0 = cand[cand < len(self.norms0)]
             dist0 = (viol[layer0] / self.norms0[layer0]).numpy()
-            want.append(np.r_[layer0[np.argsort(-dist0, kind="stable")][: self.add], cand[cand >= len(self.norms0)][: self.add]])
+            deep = cand[cand >= len(self.norms0)]
+            want.append(np.r_[layer0[np.argsort(-dist0, kind="stable")][: self.add], deep[: self.add]])
             bound0.append(float(dist0.max(initial=0.0)))
         which = np.repeat(np.arange(len(want)), [len(w) for w in want])
         rows = pat.formed(np.concatenate(want).astype(np.int64), which) if len(which) else None
@@ -406,7 +408,10 @@ class WorkingSetQPs:
         A = torch.cat([pat.formed(W, 0), w_target])
         sol = solve_daqp(BoxQP(A.numpy(), torch.cat([b_region[W], b_target]).numpy(), self.lo.numpy(), self.hi.numpy()),
                          start=np.asarray(v))
-        if sol.status != OPTIMAL or self._violated(pat, np.zeros(1, dtype=np.int64), self._slacks(pat, torch.as_tensor(sol.v)[None], [0]), [[]], [{}])[0]:
+        if sol.status != OPTIMAL:
+            return None
+        at = np.zeros(1, dtype=np.int64)
+        if self._violated(pat, at, self._slacks(pat, torch.as_tensor(sol.v)[None], at), [[]], [{}])[0]:
             return None
         return sol.norm, sol.v
 
