@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from minadv.verify import QPStatus, patterns, solve_reference
-from minadv.verify.fastqp import INFEASIBLE, OF_QP, OPTIMAL, PRUNED, BatchStatus, RegionQPs, solve_batch
+from minadv.verify.fastqp import INFEASIBLE, OF_QP, OPTIMAL, PRUNED, BatchStatus, RegionQPs, RowsBatch, solve_batch
 
 from helpers import random_net
 
@@ -111,3 +111,23 @@ def test_every_qp_status_has_a_batch_status():
     """The fallback's map from DAQP's verdict is total: a QPStatus it lacked would be a KeyError."""
     assert set(OF_QP) == set(QPStatus)
     assert set(OF_QP.values()) <= set(BatchStatus)
+
+
+def test_explicit_rows_padded_with_zero_rows_solve_like_the_basis_batch(n2, test_split):
+    """RowsBatch (A = C U explicit, 7 zero rows with b = 1 appended) is the same problem as
+    the QPBatch: same statuses, values and points to 1e-9, no multiplier
+    on a padding row."""
+    x = test_split.x(2)
+    c = n2.predict(x)
+    active = _random_regions(n2, x, np.random.default_rng(4))
+    P, _, _ = RegionQPs(n2, x, c).batch(active, [t for t in range(10) if t != c])
+    B, m, _ = P.C.shape
+    A = torch.cat([P.C @ P.U, torch.zeros(B, 7, P.U.shape[1], dtype=torch.float64)], dim=1)
+    R = RowsBatch(A, torch.cat([P.b, torch.ones(B, 7, dtype=torch.float64)], dim=1), P.lo, P.hi)
+    a, b = solve_batch(P), solve_batch(R)
+    assert {OPTIMAL, INFEASIBLE} <= set(a.status)
+    assert a.status.tolist() == b.status.tolist()
+    np.testing.assert_allclose(b.value, a.value, rtol=1e-9)
+    ok = a.status == OPTIMAL
+    np.testing.assert_allclose(b.v[ok], a.v[ok], atol=1e-8)
+    assert torch.all(b.lam[:, m:] == 0)

@@ -82,21 +82,26 @@ def test_equals_cvxpy_on_a_784_1024_10_network(test_split):
 
 
 def test_rows_formed_matrix_free_equal_the_explicit_region():
-    """FixedPattern.rows / logit_rows / forward (backward and forward passes with the pattern
-    fixed) equal the explicit G, F of polytope.regions_of_patterns."""
+    """FixedPattern.rows / logit_rows / forward (backward and forward passes with the patterns
+    fixed, rows and points of three regions mixed in one pass) equal the explicit G, F of
+    polytope.regions_of_patterns."""
     net = random_net((12, 7, 6, 5, 4), seed=4)
     rng = np.random.default_rng(4)
     x = rng.random(12)
-    active = torch.from_numpy(rng.random(18) < 0.5)
+    active = torch.from_numpy(rng.random((3, 18)) < 0.5)
     reg = regions_of_patterns(net, active)
     fixed = WorkingSetQPs(net, x, 0).region(active)
-    idx = rng.permutation(18)[:11]
-    np.testing.assert_allclose(fixed.rows(idx).numpy(), reg.G[0, idx].numpy(), atol=1e-12)
-    np.testing.assert_allclose(fixed.logit_rows(np.array([1, 3]), 0).numpy(),
-                               (reg.F[0, [1, 3]] - reg.F[0, 0]).numpy(), atol=1e-12)
-    pre, logits = fixed.forward(torch.as_tensor(x)[None])
-    np.testing.assert_allclose(pre[0].numpy(), (reg.G[0] @ torch.as_tensor(x) + reg.g[0]).numpy(), atol=1e-12)
-    np.testing.assert_allclose(logits.numpy(), reg.logits(x).numpy(), atol=1e-12)
+    idx, which = rng.permutation(18)[:11], rng.integers(0, 3, 11)
+    np.testing.assert_allclose(fixed.rows(idx, which).numpy(), reg.G[which, idx].numpy(), atol=1e-12)
+    np.testing.assert_allclose(fixed.formed(idx, which).numpy(),
+                               (-reg.signs[which, idx, None] * reg.G[which, idx]).numpy(), atol=1e-12)
+    np.testing.assert_allclose(fixed.logit_rows(np.array([1, 3]), 0, np.array([2, 0])).numpy(),
+                               (reg.F[[2, 0]][:, [1, 3]] - reg.F[[2, 0]][:, [0]]).numpy(), atol=1e-12)
+    X = torch.as_tensor(rng.random((4, 12)))
+    pre, logits = fixed.forward(X, np.array([1, 0, 2, 1]))
+    for n, r in enumerate([1, 0, 2, 1]):
+        np.testing.assert_allclose(pre[n].numpy(), (reg.G[r] @ X[n] + reg.g[r]).numpy(), atol=1e-12)
+        np.testing.assert_allclose(logits[n].numpy(), (reg.F[r] @ X[n] + reg.f[r]).numpy(), atol=1e-12)
 
 
 def test_pruning_only_drops_problems_at_or_above_the_threshold():
@@ -141,6 +146,36 @@ def test_best_is_the_smallest_target_optimum_below_the_threshold():
         for r in np.flatnonzero(np.isfinite(best.value)):
             logits = net.forward(x + best.v[r].numpy())
             assert logits[best.target[r]] - logits[c] >= -1e-7
+
+
+def test_many_regions_at_once_equal_each_region_alone():
+    """solve_many (one solve_batch per round over every region's problems, padded rows) gives
+    each region what cvxpy gives and what solving it alone gives: statuses, values, points,
+    working sets, rounds."""
+    net = random_net((40, 16, 16, 5), seed=8, scale=2.0)
+    rng = np.random.default_rng(8)
+    x = rng.random(40)
+    c = net.predict(x)
+    targets = [t for t in range(5) if t != c]
+    active = _regions(net, x, rng, n_near=4, n_flipped=3, n_random=2)
+    qps = WorkingSetQPs(net, x, c)
+    together = qps.solve_many(active, targets)
+    seen = set()
+    for a, many in zip(active, together):
+        alone = qps.solve(a, targets)
+        seen |= set(alone.solution.status)
+        for k, t in enumerate(targets):
+            ref = solve_reference(dense_qp(net, x, c, a, t), **TIGHT)
+            assert many.solution.status[k] == ref.status
+            if ref.status == OPTIMAL:
+                assert many.solution.value[k] == pytest.approx(ref.norm, rel=1e-6)
+        assert many.solution.status.tolist() == alone.solution.status.tolist()
+        np.testing.assert_allclose(many.solution.value, alone.solution.value, rtol=1e-9)
+        ok = alone.solution.status == OPTIMAL
+        np.testing.assert_allclose(many.solution.v[ok], alone.solution.v[ok], atol=1e-9)
+        assert np.array_equal(many.working_set, alone.working_set) and many.rounds == alone.rounds
+    assert {OPTIMAL, INFEASIBLE} <= seen
+    assert len({len(r.working_set) for r in together}) > 1  # regions of different sizes padded together
 
 
 def test_same_input_same_result():

@@ -37,6 +37,16 @@ largest distance -b_j / ||a_j|| of a row violated at 0 is a cheap lower bound (a
 without a QP. Rows enter W at most `add` per problem and round; W only grows, so the loop ends after at most
 H / add rounds (capped by `max_rounds`, after which a problem is reported `unconverged`).
 
+Many regions at once (`WorkingSetQPs.solve_many`, used by `best` for all regions of an
+rLR-QP round): each region keeps its own working set, and each round solves the relaxations of
+every open problem (region x target) in one `solve_batch` call over explicit rows
+(`fastqp.RowsBatch`), a problem with fewer rows padded by zero rows with right side 1 (0 <= 1
+holds everywhere, so a padded problem is the same problem, and those rows' multipliers stay
+0: a Farkas certificate or a dual bound is unchanged by them); the network passes of all
+regions (right sides, first rows, slacks) run as one batched pass per layer, every point or
+covector carrying its region's pattern. Every problem's relaxations, bounds and verdicts are
+those of the problem solved alone, so the argument above holds for each.
+
 The network passes run on `device` (cpu or cuda); the small QPs over W run on the CPU in float64.
 """
 
@@ -47,25 +57,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .fastqp import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, Basis, BatchSolution, QPBatch, RegionBest, solve_batch
+from .fastqp import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, BatchSolution, RegionBest, RowsBatch, solve_batch
 from .qp import BoxQP, solve_daqp
 
 
-class RowBasis(Basis):
-    """A basis U of few explicit rows (the working set and the target rows): K = U diag(f) U^T
-    as one batched product (no pair table: U changes every round)."""
-
-    def __init__(self, U: torch.Tensor):
-        self.U = U
-        self.UUt = U @ U.T
-
-    def gram(self, f: torch.Tensor) -> torch.Tensor:
-        return (self.U * f[:, None, :]) @ self.U.T
+def _per_row(which, n: int) -> np.ndarray:
+    """Region indices, one per row: `which` itself, or one region index repeated n times."""
+    return np.full(n, which, dtype=np.int64) if np.ndim(which) == 0 else np.asarray(which, dtype=np.int64)
 
 
 class FixedPattern:
-    """The network with the activation pattern `active` (H,) fixed: the affine maps of the
-    region Q, evaluated by forward passes and their rows by backward (pull-back) passes.
+    """The network with the activation patterns active (R, H) of R regions fixed: the affine
+    maps of the regions Q_r, evaluated by forward passes and their rows by backward (pull-back)
+    passes. Every point or covector names its region (`which`, one index per row), so the
+    passes of many regions run as one matrix product per layer.
 
     weights / biases: float64 tensors on the device, one pair per layer."""
 
@@ -73,38 +78,44 @@ class FixedPattern:
         self.weights, self.biases = weights, biases
         sizes = [W.shape[0] for W in weights[:-1]]
         self.offsets = np.cumsum([0, *sizes])
-        active = active.to(weights[0].device)
-        self.masks = [active[a:b].to(torch.float64) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
-        self.signs = active.to(torch.float64) * 2.0 - 1.0
+        active = torch.atleast_2d(active.to(weights[0].device))
+        self.masks = [active[:, a:b].to(torch.float64) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        self.signs = active.to(torch.float64) * 2.0 - 1.0  # (R, H)
 
-    def forward(self, Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden pre-activations (n, H) and logits (n, K) of the region's affine maps at Z (n, d)."""
+    def forward(self, Z: torch.Tensor, which) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden pre-activations (n, H) and logits (n, K) of the affine maps of the regions
+        `which` (n,) at the points Z (n, d)."""
         pre, h = [], Z
         for k, (W, b) in enumerate(zip(self.weights, self.biases)):
             g = h @ W.T + b
             if k < len(self.masks):
                 pre.append(g)
-                h = g * self.masks[k]
+                h = g * self.masks[k][which]
         return torch.cat(pre, dim=1), g
 
-    def pullback(self, covectors: dict[int, torch.Tensor]) -> torch.Tensor:
+    def pullback(self, covectors: dict[int, tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
         """Rows y^T d(pre_l)/dz for covectors y (k_l, n_l) on the pre-activations of layer l
-        (l = len(masks) for the logits), stacked from the highest layer down: one backward pass
-        y W_l D_{l-1} ... D_1 W_1 for all of them together."""
-        R = None
+        (l = len(masks) for the logits) of the regions which_l (k_l,), given as {l: (y, which_l)},
+        stacked from the highest layer down: one backward pass y W_l D_{l-1} ... D_1 W_1 for
+        all of them together."""
+        R, which = None, np.zeros(0, dtype=np.int64)
         for k in range(max(covectors), -1, -1):
             if k in covectors:
-                R = covectors[k] if R is None else torch.cat([R, covectors[k]])
+                y, w = covectors[k]
+                R = y if R is None else torch.cat([R, y])
+                which = np.r_[which, np.broadcast_to(w, (len(y),))]
             if R is not None:
                 R = R @ self.weights[k]
                 if k > 0:
-                    R = R * self.masks[k - 1]
+                    R = R * self.masks[k - 1][which]
         return R
 
-    def rows(self, idx: np.ndarray) -> torch.Tensor:
-        """G_j for the hidden neurons idx (k,), in the order of idx: a neuron of layer k >= 1 is
-        the covector W_k[j] D_{k-1} on layer k-1, pulled back from there; layer 0's rows are W_1's."""
+    def rows(self, idx: np.ndarray, which) -> torch.Tensor:
+        """G_j for the hidden neurons idx (k,) of the regions which (k,), in the order of idx: a
+        neuron of layer k >= 1 is the covector W_k[j] D_{k-1} on layer k-1, pulled back from
+        there; layer 0's rows are W_1's."""
         idx = np.asarray(idx, dtype=np.int64)
+        which = _per_row(which, len(idx))
         layer = np.searchsorted(self.offsets, idx, side="right") - 1
         out = torch.empty(len(idx), self.weights[0].shape[1], dtype=torch.float64, device=self.weights[0].device)
         first = np.flatnonzero(layer == 0)
@@ -112,19 +123,25 @@ class FixedPattern:
         cov, order = {}, []
         for k in sorted(set(layer.tolist()) - {0}, reverse=True):
             sel = np.flatnonzero(layer == k)
-            cov[k - 1] = self.weights[k][idx[sel] - self.offsets[k]] * self.masks[k - 1]
+            cov[k - 1] = (self.weights[k][idx[sel] - self.offsets[k]] * self.masks[k - 1][which[sel]], which[sel])
             order.extend(sel.tolist())
         if order:
             out[order] = self.pullback(cov)
         return out
 
-    def logit_rows(self, targets: np.ndarray, c: int) -> torch.Tensor:
-        """Rows of f_t - f_c for every target t (T, d)."""
-        K = self.weights[-1].shape[0]
-        y = torch.zeros(len(targets), K, dtype=torch.float64, device=self.weights[0].device)
-        y[np.arange(len(targets)), targets] = 1.0
+    def formed(self, idx: np.ndarray, which) -> torch.Tensor:
+        """The constraint rows a_j = -s_j G_j for the neurons idx of the regions which (CPU)."""
+        which = _per_row(which, len(idx))
+        return (-self.signs[which, idx][:, None] * self.rows(idx, which)).cpu()
+
+    def logit_rows(self, targets: np.ndarray, c: int, which: np.ndarray) -> torch.Tensor:
+        """Rows of f_t - f_c for every region r of `which` and target t, (len(which), T, d)."""
+        K, T = self.weights[-1].shape[0], len(targets)
+        y = torch.zeros(T, K, dtype=torch.float64, device=self.weights[0].device)
+        y[np.arange(T), targets] = 1.0
         y[:, c] -= 1.0
-        return self.pullback({len(self.masks): y})
+        which = np.asarray(which, dtype=np.int64)
+        return self.pullback({len(self.masks): (y.repeat(len(which), 1), np.repeat(which, T))}).view(len(which), T, -1)
 
 
 @dataclass
@@ -135,6 +152,46 @@ class RegionSolution:
     solution: BatchSolution
     working_set: np.ndarray
     rounds: int
+
+
+class _Region:
+    """One region's state in `WorkingSetQPs.solve_many`: its pattern, right sides, working set
+    W with the rows formed so far, and per target the solution so far and the last multipliers
+    (on W's rows, then the target row).
+
+    Problems whose cheap bound (the `_seed` bound or the distance to the target's half-space)
+    reaches the threshold are `pruned` at once, without a QP."""
+
+    def __init__(self, qps: "WorkingSetQPs", r: int, b_region: torch.Tensor, w_target: torch.Tensor,
+                 b_target: torch.Tensor, W: list[int], cache: dict[int, torch.Tensor], bound: float, threshold):
+        T = len(b_target)
+        self.r, self.b_region, self.w_target, self.b_target = r, b_region, w_target, b_target
+        self.cache = cache  # a_j = -s_j G_j (CPU) of the rows formed
+        self.W = W
+        self.A_W = torch.stack([self.cache[j] for j in W]) if W else torch.zeros(0, len(qps.x), dtype=torch.float64)
+        self.sol = BatchSolution(np.full(T, UNCONVERGED, dtype=object), np.full(T, np.inf),
+                                 torch.full((T, len(qps.x)), torch.nan, dtype=torch.float64), np.zeros(T),
+                                 torch.zeros(T, len(self.W) + 1, dtype=torch.float64), np.zeros(T, dtype=np.int64),
+                                 np.zeros(T, dtype=bool))
+        self.lam = list(self.sol.lam)
+        self.thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (T,)).copy()
+        cheap = np.maximum(bound, (-self.b_target / self.w_target.norm(dim=1).clamp_min(1e-300)).clamp_min(0.0).numpy())
+        self.sol.lower[:] = cheap
+        self.sol.status[cheap >= self.thr] = PRUNED  # a lower bound already at the threshold: no QP at all
+        self.rounds = 0
+
+    def grow(self, added: list[int]) -> None:
+        """Rows `added` (formed, in the cache) join W; the multipliers get zeros for them."""
+        if not added:
+            return
+        self.W.extend(added)
+        self.A_W = torch.cat([self.A_W, torch.stack([self.cache[j] for j in added])])
+        zeros = torch.zeros(len(added), dtype=torch.float64)
+        self.lam = [torch.cat([lam[:-1], zeros, lam[-1:]]) for lam in self.lam]
+
+    def result(self) -> RegionSolution:
+        self.sol.lam = torch.stack(self.lam)
+        return RegionSolution(self.sol, np.asarray(self.W, dtype=np.int64), self.rounds)
 
 
 class WorkingSetQPs:
@@ -165,135 +222,172 @@ class WorkingSetQPs:
         threshold: a problem whose lower bound reaches it is `pruned`; prune_by_best: also
         prune against the smallest optimum already found among the region's targets (for
         `best`, which only wants the minimum)."""
-        targets = np.asarray(list(targets), dtype=np.int64)
-        T = len(targets)
-        reg = self.region(active)
-        xd = self.x.to(self.device)
-        b_region, w_target, b_target = self._right_sides(reg, targets)
-        W, cache_rows, bound = self._seed(reg, b_region)  # cache: a_j = -s_j G_j (CPU) of the rows formed
-        sol = BatchSolution(np.full(T, UNCONVERGED, dtype=object), np.full(T, np.inf),
-                            torch.full((T, len(self.x)), torch.nan, dtype=torch.float64), np.zeros(T),
-                            torch.zeros(T, len(W) + 1, dtype=torch.float64), np.zeros(T, dtype=np.int64))
-        thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (T,)).copy()
-        cheap = np.maximum(bound, (-b_target / w_target.norm(dim=1).clamp_min(1e-300)).clamp_min(0.0).numpy())
-        sol.lower[:] = cheap
-        sol.status[cheap >= thr] = PRUNED  # a lower bound already at the threshold: no QP at all
-        open_ = np.flatnonzero(sol.status == UNCONVERGED)
-        lam_prev = sol.lam  # multipliers: W's rows, then the target row
-        rounds = 0
-        while len(open_) and rounds < self.max_rounds:
-            rounds += 1
-            limit = thr[open_]
-            if prune_by_best:
-                limit = np.minimum(limit, sol.value.min())
-            P = self._batch(W, cache_rows, b_region, w_target[open_], b_target[open_])
-            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam_prev[open_])
-            sol.fallbacks += sub.fallbacks
-            sol.iterations[open_] += sub.iterations
-            sol.lower[open_] = sub.lower
-            lam_prev[open_] = sub.lam
-            done = sub.status != OPTIMAL  # infeasible, pruned or unconverged: final (module docstring)
-            sol.status[open_[done]] = sub.status[done]
-            ok = np.flatnonzero(~done)
-            new = self._violated(reg, xd, sub.v[ok], W, cache_rows) if len(ok) else [[]]
-            for i, rows in zip(ok, new):
-                if not rows:  # no region row violated beyond the tolerance: optimal
-                    k = open_[i]
-                    sol.status[k], sol.value[k], sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
-            added = sorted(set().union(*map(set, new)))
-            W.extend(added)
-            open_ = open_[sol.status[open_] == UNCONVERGED]
-            lam_prev = torch.cat([lam_prev[:, :-1], torch.zeros(T, len(added), dtype=torch.float64), lam_prev[:, -1:]], 1)
-        sol.lam = lam_prev
-        return RegionSolution(sol, np.asarray(W, dtype=np.int64), rounds)
+        return self.solve_many(torch.as_tensor(active)[None], targets, threshold, prune_by_best=prune_by_best)[0]
 
-    def _seed(self, reg: FixedPattern, b_region: torch.Tensor) -> tuple[list[int], dict[int, torch.Tensor], float]:
-        """The first working set and a cheap lower bound on every target's optimum.
+    def solve_many(self, active: torch.Tensor, targets, threshold=np.inf, *,
+                   prune_by_best: bool = False) -> list[RegionSolution]:
+        """`solve` on every region active[r] ((R, H) bool) at once: each round solves the
+        relaxations of all open problems (region x target) in ONE `solve_batch` call over
+        explicit rows (`fastqp.RowsBatch`, each problem its region's working set and its target
+        row, padded with zero rows), then adds each region's violated rows to its working set.
+        A problem's rounds are the same as alone: the batch's problems are independent."""
+        targets = np.asarray(list(targets), dtype=np.int64)
+        pat = self.region(active)
+        sides = self._right_sides(pat, targets)
+        regions = [_Region(self, r, *(side[r] for side in sides), *seed, threshold)
+                   for r, seed in enumerate(self._seed(pat, sides[0]))]
+        rounds = 0
+        while rounds < self.max_rounds:
+            open_ = [(r, k) for r, R in enumerate(regions) for k in np.flatnonzero(R.sol.status == UNCONVERGED)]
+            if not open_:
+                break
+            rounds += 1
+            for R in regions:
+                R.rounds += bool((R.sol.status == UNCONVERGED).any())
+            limit = np.array([min(regions[r].thr[k], regions[r].sol.value.min()) if prune_by_best else regions[r].thr[k]
+                              for r, k in open_])
+            P, lam0 = self._batch(regions, open_)
+            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam0)
+            for i, (r, k) in enumerate(open_):
+                R = regions[r]
+                R.sol.fell_back[k] |= sub.fell_back[i]
+                R.sol.iterations[k] += sub.iterations[i]
+                R.sol.lower[k] = sub.lower[i]
+                R.lam[k] = torch.cat([sub.lam[i, : len(R.W)], sub.lam[i, len(R.W) : len(R.W) + 1]])
+                if sub.status[i] != OPTIMAL:  # infeasible, pruned or unconverged: final (module docstring)
+                    R.sol.status[k] = sub.status[i]
+            ok = np.flatnonzero(sub.status == OPTIMAL)
+            which = np.array([open_[i][0] for i in ok], dtype=np.int64)
+            new_rows = self._violated(pat, which, self._slacks(pat, sub.v[ok], which),
+                                      [regions[r].W for r in which], [regions[r].cache for r in which])
+            for r, R in enumerate(regions):
+                mine = np.flatnonzero(which == r)
+                if not len(mine):
+                    continue
+                new = [new_rows[n] for n in mine]
+                for n, rows in zip(mine, new):
+                    if not rows:  # no region row violated beyond the tolerance: optimal
+                        i, k = ok[n], open_[ok[n]][1]
+                        R.sol.status[k], R.sol.value[k], R.sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
+                R.grow(sorted(set().union(*map(set, new))))
+        return [R.result() for R in regions]
+
+    def _seed(self, pat: FixedPattern,
+              b_region: torch.Tensor) -> list[tuple[list[int], dict[int, torch.Tensor], float]]:
+        """Per region of `pat` (right sides b_region (R, H)): the first working set, the rows
+        formed for it and a cheap lower bound on every target's optimum.
 
         At v = 0 (the image x) the rows with b_j < 0 are violated, and each one's half-space
         is at distance -b_j / ||a_j|| from 0: the largest such distance bounds ||v|| below (the
         box and the other rows ignored), as `fastqp.QPBatch.cheap_bound` does. Norms are known
         for first-layer rows (pattern-free); of the deeper rows, the `add` most violated (in value)
-        are formed. The `add` rows farthest away start the working set."""
-        viol = -b_region
-        cand = torch.argsort(viol, descending=True)[: int((viol > 0).sum())].numpy()
-        layer0 = cand < len(self.norms0)
-        deep = cand[~layer0][: self.add]
-        cache = self._formed(reg, np.r_[cand[layer0][np.argsort(-(viol[cand[layer0]] / self.norms0[cand[layer0]]).numpy(),
-                                                                kind="stable")][: self.add], deep])
-        if not cache:
-            return [], cache, 0.0
-        known = np.fromiter(cache, dtype=np.int64)
-        dist = (viol[known] / torch.stack([cache[int(j)] for j in known]).norm(dim=1).clamp_min(1e-300)).numpy()
-        bound = float(dist.max())
-        if layer0.any():
-            bound = max(bound, float((viol[cand[layer0]] / self.norms0[cand[layer0]]).max()))
-        W = known[np.argsort(-dist, kind="stable")][: self.add]
-        return sorted(W.tolist()), cache, bound
-
-    def _right_sides(self, reg: FixedPattern, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """b_j = s_j pre_j(x) of the region rows, and the target rows -(F_t - F_c) with their
-        right sides (f_t - f_c)(x), all with the pattern fixed (CPU tensors)."""
-        pre_x, logits_x = reg.forward(self.x.to(self.device)[None])
-        return ((reg.signs * pre_x[0]).cpu(), -reg.logit_rows(targets, self.c).cpu(),
-                (logits_x[0, targets] - logits_x[0, self.c]).cpu())
-
-    def _formed(self, reg: FixedPattern, idx: np.ndarray) -> dict[int, torch.Tensor]:
-        """The rows a_j = -s_j G_j for the neurons idx (CPU)."""
-        idx = np.asarray(idx, dtype=np.int64)
-        if len(idx) == 0:
-            return {}
-        return dict(zip(idx.tolist(), (-reg.signs[idx, None] * reg.rows(idx)).cpu()))
-
-    def _batch(self, W, cache_rows, b_region, w_target, b_target) -> QPBatch:
-        """The relaxations of the open problems: rows W then each problem's target row, over the
-        basis U = [a_j for j in W; the targets' rows]; C selects a problem's rows."""
-        n, k = len(w_target), len(W)
-        A_W = torch.stack([cache_rows[j] for j in W]) if W else torch.zeros(0, len(self.x), dtype=torch.float64)
-        U = torch.cat([A_W, w_target])
-        C = torch.zeros(n, k + 1, k + n, dtype=torch.float64)
-        C[:, torch.arange(k), torch.arange(k)] = 1.0
-        C[torch.arange(n), k, k + torch.arange(n)] = 1.0
-        b = torch.cat([b_region[W].expand(n, k), b_target[:, None]], dim=1)
-        return QPBatch(C, b, RowBasis(U), self.lo, self.hi)
-
-    def _violated(self, reg: FixedPattern, xd: torch.Tensor, V: torch.Tensor, W: list[int],
-                  cache_rows: dict[int, torch.Tensor]) -> list[list[int]]:
-        """Per point x + v (rows of V): up to `add` region rows outside W violated by more than
-        tol * ||a_j||, the most violated (in distance, violation / ||a_j||) first.
-
-        All slacks come from one forward pass; rows are formed (backward passes) only for
-        candidates with a positive violation, most violated (in value) first, in chunks, until
-        `add` rows are found or the candidates are exhausted."""
-        pre, _ = reg.forward(xd + V.to(xd.device))
-        viol = (-reg.signs * pre).cpu()  # a_j v - b_j = -s_j pre_j(x + v)
-        if W:
-            viol[:, W] = -np.inf
-        out = []
-        for row in viol:
-            cand = torch.argsort(row, descending=True)[: int((row > 0).sum())].numpy()
-            chosen: list[int] = []
-            for start in range(0, len(cand), self.add):
-                chunk = cand[start : start + self.add]
-                cache_rows.update(self._formed(reg, [j for j in chunk if j not in cache_rows]))
-                for j in chunk:
-                    dist = float(row[j]) / float(cache_rows[int(j)].norm().clamp_min(1e-300))
-                    if dist > self.tol:
-                        chosen.append((dist, int(j)))
-                if len(chosen) >= self.add:
-                    break
-            out.append([j for _, j in sorted(chosen, reverse=True)[: self.add]])
+        are formed (one backward pass for all regions). The `add` rows farthest away start the
+        working set."""
+        want, bound0 = [], []
+        for viol in -b_region:
+            cand = torch.argsort(viol, descending=True)[: int((viol > 0).sum())].numpy()
+            layer0 = cand[cand < len(self.norms0)]
+            dist0 = (viol[layer0] / self.norms0[layer0]).numpy()
+            deep = cand[cand >= len(self.norms0)]
+            want.append(np.r_[layer0[np.argsort(-dist0, kind="stable")][: self.add], deep[: self.add]])
+            bound0.append(float(dist0.max(initial=0.0)))
+        which = np.repeat(np.arange(len(want)), [len(w) for w in want])
+        rows = pat.formed(np.concatenate(want).astype(np.int64), which) if len(which) else None
+        out, at = [], 0
+        for r, idx in enumerate(want):
+            if len(idx) == 0:
+                out.append(([], {}, 0.0))
+                continue
+            A = rows[at : at + len(idx)]
+            at += len(idx)
+            dist = (-b_region[r, idx] / A.norm(dim=1).clamp_min(1e-300)).numpy()
+            W = idx[np.argsort(-dist, kind="stable")][: self.add]
+            out.append((sorted(W.tolist()), dict(zip(idx.tolist(), A)), max(float(dist.max()), bound0[r])))
         return out
+
+    def _right_sides(self, pat: FixedPattern, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per region of `pat`: b_j = s_j pre_j(x) of the region rows (R, H), and the target
+        rows -(F_t - F_c) (R, T, d) with their right sides (f_t - f_c)(x) (R, T), all with the
+        pattern fixed (CPU tensors; one forward and one backward pass for all regions)."""
+        which = np.arange(len(pat.signs))
+        pre_x, logits_x = pat.forward(self.x.to(self.device).expand(len(which), -1), which)
+        return ((pat.signs * pre_x).cpu(), -pat.logit_rows(targets, self.c, which).cpu(),
+                (logits_x[:, targets] - logits_x[:, [self.c]]).cpu())
+
+    def _batch(self, regions: list["_Region"], open_: list[tuple[int, int]]) -> tuple[RowsBatch, torch.Tensor]:
+        """The relaxations of the open problems (region r, target k): the rows of r's working
+        set, then the target's row, then zero rows (b = 1) up to the longest; and the warm
+        start (the problems' last multipliers, zero on the rows added since)."""
+        m = max(len(regions[r].W) for r, _ in open_) + 1
+        A = torch.zeros(len(open_), m, len(self.x), dtype=torch.float64)
+        b = torch.ones(len(open_), m, dtype=torch.float64)
+        lam = torch.zeros(len(open_), m, dtype=torch.float64)
+        for i, (r, k) in enumerate(open_):
+            R = regions[r]
+            n = len(R.W)
+            if n:
+                A[i, :n] = R.A_W
+                b[i, :n] = R.b_region[R.W]
+            A[i, n], b[i, n] = R.w_target[k], R.b_target[k]
+            lam[i, : n + 1] = R.lam[k]
+        return RowsBatch(A, b, self.lo, self.hi), lam
+
+    def _slacks(self, pat: FixedPattern, V: torch.Tensor, which) -> torch.Tensor:
+        """a_j v - b_j = -s_j pre_j(x + v) of every row of the regions `which` at the points
+        x + v (rows of V), from one forward pass (CPU, (n, H))."""
+        xd = self.x.to(self.device)
+        pre, _ = pat.forward(xd + V.to(xd.device), which)
+        return (-pat.signs[which] * pre).cpu()
+
+    def _violated(self, pat: FixedPattern, which: np.ndarray, viol: torch.Tensor, W: list[list[int]],
+                  caches: list[dict[int, torch.Tensor]]) -> list[list[int]]:
+        """Per point n, of region which[n] with slacks viol[n] (`_slacks`), working set W[n] and
+        formed rows caches[n] (a region's points share theirs): up to `add` region rows outside
+        W[n] violated by more than tol * ||a_j||, the most violated (in distance,
+        violation / ||a_j||) first.
+
+        Rows are formed (backward passes) only for candidates with a positive violation, most
+        violated (in value) first, in chunks of `add`, until `add` rows are found or the
+        candidates are exhausted; the chunks of all points are formed in one backward pass."""
+        viol = viol.clone()
+        cands = []
+        for n, row in enumerate(viol):
+            if W[n]:
+                row[W[n]] = -np.inf
+            cands.append(torch.argsort(row, descending=True)[: int((row > 0).sum())].numpy())
+        chosen: list[list[tuple[float, int]]] = [[] for _ in cands]
+        going = [n for n, cand in enumerate(cands) if len(cand)]
+        start = 0
+        while going:
+            need: dict[tuple[int, int], int] = {}  # (region, neuron) -> point whose cache takes it
+            for n in going:
+                for j in cands[n][start : start + self.add].tolist():
+                    if j not in caches[n]:
+                        need.setdefault((int(which[n]), j), n)
+            if need:
+                keys = list(need)
+                rows = pat.formed(np.array([j for _, j in keys]), np.array([r for r, _ in keys]))
+                for key, a in zip(keys, rows):
+                    caches[need[key]][key[1]] = a
+            for n in going:
+                for j in cands[n][start : start + self.add].tolist():
+                    dist = float(viol[n, j]) / float(caches[n][j].norm().clamp_min(1e-300))
+                    if dist > self.tol:
+                        chosen[n].append((dist, j))
+            start += self.add
+            going = [n for n in going if len(chosen[n]) < self.add and start < len(cands[n])]
+        return [[j for _, j in sorted(c, reverse=True)[: self.add]] for c in chosen]
 
     def best(self, active: torch.Tensor, targets, threshold: float = np.inf) -> RegionBest:
         """Per region active[r] ((R, H) bool): min over the targets of problem (3) where it is
-        below the threshold (each region's targets pruned against its best so far)."""
+        below the threshold (each region's targets pruned against its best so far); all regions
+        in one `solve_many`."""
         R = len(active)
         out = RegionBest(np.full(R, np.inf), torch.full((R, len(self.x)), torch.nan, dtype=torch.float64),
                          np.full(R, -1))
         targets = np.asarray(list(targets), dtype=np.int64)
-        for r in range(R):
-            s = self.solve(active[r], targets, threshold, prune_by_best=True).solution
+        for r, res in enumerate(self.solve_many(active, targets, threshold, prune_by_best=True)):
+            s = res.solution
             out.solved += int(np.isin(s.status, (OPTIMAL, INFEASIBLE)).sum())
             out.pruned += int((~np.isin(s.status, (OPTIMAL, INFEASIBLE, UNCONVERGED))).sum())
             k = int(np.argmin(s.value))
@@ -308,11 +402,16 @@ class WorkingSetQPs:
         res = self.solve(active, [target])
         if res.solution.status[0] != OPTIMAL:
             return None
-        reg = self.region(active)
-        W = res.working_set.tolist()
-        P = self._batch(W, self._formed(reg, W), *self._right_sides(reg, np.array([target])))
-        sol = solve_daqp(P.dense(0), start=np.asarray(v))
-        if sol.status != OPTIMAL or self._violated(reg, self.x.to(self.device), torch.as_tensor(sol.v)[None], [], {})[0]:
+        pat = self.region(active)
+        W = res.working_set
+        b_region, w_target, b_target = (side[0] for side in self._right_sides(pat, np.array([target])))
+        A = torch.cat([pat.formed(W, 0), w_target])
+        sol = solve_daqp(BoxQP(A.numpy(), torch.cat([b_region[W], b_target]).numpy(), self.lo.numpy(), self.hi.numpy()),
+                         start=np.asarray(v))
+        if sol.status != OPTIMAL:
+            return None
+        at = np.zeros(1, dtype=np.int64)
+        if self._violated(pat, at, self._slacks(pat, torch.as_tensor(sol.v)[None], at), [[]], [{}])[0]:
             return None
         return sol.norm, sol.v
 
@@ -321,8 +420,8 @@ def dense_qp(net, x: np.ndarray, c: int, active: torch.Tensor, target: int) -> B
     """Problem (3) on the region of `active` for one target with every row formed (for tests
     and the reference solvers; rows in the order of the hidden neurons, the target's last)."""
     qps = WorkingSetQPs(net, x, c)
-    reg = qps.region(active)
-    b_region, w_target, b_target = qps._right_sides(reg, np.array([target]))
-    A = (-reg.signs[:, None] * reg.rows(np.arange(len(reg.signs)))).cpu()
+    pat = qps.region(active)
+    b_region, w_target, b_target = (side[0] for side in qps._right_sides(pat, np.array([target])))
+    A = pat.formed(np.arange(pat.signs.shape[1]), 0)
     return BoxQP(torch.cat([A, w_target]).numpy(), torch.cat([b_region, b_target]).numpy(),
                  qps.lo.numpy(), qps.hi.numpy())
