@@ -29,11 +29,12 @@ own result with the targets restricted to the class it found (the paper's Table 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import NamedTuple
 
 import numpy as np
 import torch
+
 from minadv.verify import Counts, ReluNetwork, check, patterns, push_across
 from minadv.verify.fastqp import RegionQPs
 from minadv.verify.workingset import WorkingSetQPs
@@ -44,7 +45,7 @@ from .deepfool import DeepFool
 TARGETS = ("all", "warm")
 
 
-class Solver(str, Enum):
+class Solver(StrEnum):
     """The region-QP solver: `dense` (fastqp.RegionQPs: every region row, basis W_1; fastest on
     small networks such as N1/N2), `workingset` (verify.workingset: constraint generation with
     matrix-free rows; for wide or deep networks), `auto`: dense up to DENSE_MAX_HIDDEN hidden
@@ -115,7 +116,8 @@ class Found(NamedTuple):
 class _Explorer:
     """Problem (2) on the regions of many points, each region solved at most once."""
 
-    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, solver: Solver | str = Solver.AUTO, device: str = "cpu"):
+    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, solver: Solver | str = Solver.AUTO,
+                 device: str = "cpu"):
         self.net, self.qps = net, region_solver(net, x, c, solver, device)
         self.seen: set[bytes] = set()
         self.counts = Counts()
@@ -158,9 +160,9 @@ class RLRQP(Attack):
     """rLR-QP with the paper's hyperparameters n1 = n2 = 10, n3 = 5, n4 = 3, alpha = 1.5.
 
     targets: "all" (every class but c, as for N1/N2 in the paper) or "warm" (only the warm
-    start's class, as for the paper's deeper networks; all classes when there is no warm start). seed: the random generator's seed
-    (same seed, same result). iterations: applications of the attack, each from the last
-    result with the targets restricted to its class (paper's Table 3). solver: the region-QP
+    start's class, as for the paper's deeper networks; all classes when there is no warm start).
+    seed: the random generator's seed (same seed, same result). iterations: applications of the
+    attack, each from the last result with the targets restricted to its class (paper's Table 3). solver: the region-QP
     solver (`Solver`; auto picks by network size); device: where the working-set solver runs
     its network passes (cpu, cuda).
     """
@@ -187,7 +189,8 @@ class RLRQP(Attack):
         targets = [t for t in range(net.n_outputs) if t != c]
         if self.targets == "warm" and start is not None:
             targets = [check(net, start, c).target]
-        best = None if start is None else Found(float(np.linalg.norm(start - x)), start - x, check(net, start, c).target)
+        best = None if start is None else Found(float(np.linalg.norm(start - x)), start - x,
+                                                 check(net, start, c).target)
         for _ in range(self.iterations):
             best = self._search(explorer, x, targets, best, rng)
             if best is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from minadv.attacks import ATTACKS
 
 from .cli import parse_images

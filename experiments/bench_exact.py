@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from minadv.verify import Status, norm_name, parse_norm
 
 from .cli import parse_images

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from minadv.attacks.rlrqp import ball, check_device
 from minadv.verify import patterns, solve_clarabel
 from minadv.verify.fastqp import OPTIMAL, RegionQPs, solve_batch
@@ -67,7 +68,9 @@ def _workingset(net, x, c, active, targets, device):
 def _gap(a: np.ndarray, b: np.ndarray) -> float:
     """Largest |a - b| over the problems both solved to optimality; inf if they disagree on which."""
     both = np.isfinite(a) & np.isfinite(b)
-    return float(np.abs(a[both] - b[both]).max(initial=0.0)) if np.array_equal(both, np.isfinite(a) | np.isfinite(b)) else np.inf
+    if not np.array_equal(both, np.isfinite(a) | np.isfinite(b)):
+        return np.inf
+    return float(np.abs(a[both] - b[both]).max(initial=0.0))
 
 
 def run(args) -> int:
@@ -105,7 +108,8 @@ def run(args) -> int:
                 start = time.perf_counter()
                 out = [solver(dense_qp(net, x, c, active[k // len(targets)], targets[k % len(targets)])) for k in ref]
                 times[solver] = (time.perf_counter() - start) / len(ref)
-                ref_gap = max([ref_gap, *(abs(o.norm - values[0][k]) for k, o in zip(ref, out) if o.status == OPTIMAL)])
+                gaps = (abs(o.norm - values[0][k]) for k, o in zip(ref, out, strict=True) if o.status == OPTIMAL)
+                ref_gap = max([ref_gap, *gaps])
             print(f"{label:>8} {i:>5} {len(active):>7} {len(active) * len(targets):>5} {' '.join(cells)} "
                   f"{gap:>9.1e} {1e3 * times[solve_daqp]:>10.1f} {1e3 * times[solve_clarabel]:>14.1f} {ref_gap:>13.1e}")
     return 0

@@ -6,9 +6,6 @@ import torch
 from minadv.experiments.data import mnist
 from minadv.experiments.models import load
 
-# test_workingset.py (the rlrqp branch) imports random_net from here until it moves to helpers
-from helpers import random_net  # noqa: F401
-
 # The VNN-COMP 2021 MNIST benchmark, read from ../shared beside the project (never copied into it).
 MNISTFC = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp2021-mnistfc"
 

@@ -4,11 +4,13 @@ regions of small random networks and of one 784-1024-10 random network."""
 import numpy as np
 import pytest
 import torch
-from conftest import random_net
+
 from minadv.verify import check, patterns, regions_of_patterns, solve_reference
 from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED
 from minadv.verify.qp import certifies_infeasible
 from minadv.verify.workingset import WorkingSetQPs, dense_qp
+
+from helpers import random_net
 
 TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)  # cvxpy's point to ~1e-6
 
@@ -70,6 +72,7 @@ def test_equals_cvxpy_on_random_regions(sizes, seed):
     assert seen == {OPTIMAL, INFEASIBLE}
 
 
+@pytest.mark.slow
 def test_equals_cvxpy_on_a_784_1024_10_network(test_split):
     """The paper's 1x1024 size (random weights): two targets on a region near an MNIST image."""
     net = random_net((784, 1024, 10), seed=3, scale=1.0)
@@ -161,7 +164,7 @@ def test_many_regions_at_once_equal_each_region_alone():
     qps = WorkingSetQPs(net, x, c)
     together = qps.solve_many(active, targets)
     seen = set()
-    for a, many in zip(active, together):
+    for a, many in zip(active, together, strict=True):
         alone = qps.solve(a, targets)
         seen |= set(alone.solution.status)
         for k, t in enumerate(targets):

@@ -37,6 +37,7 @@ import torch
 
 from .qp import BoxQP, QPStatus
 
+
 class BatchStatus(StrEnum):
     """How one problem of a batch ended."""
 
@@ -61,7 +62,7 @@ class Basis:
     _cache: dict[int, tuple] = {}
 
     @classmethod
-    def of(cls, W: np.ndarray) -> "Basis":
+    def of(cls, W: np.ndarray) -> Basis:
         """The basis of the rows of W, built once per weight array (P costs ~20 ms for N1)."""
         hit = cls._cache.get(id(W))
         if hit is None or hit[0]() is not W:
@@ -105,7 +106,7 @@ class QPBatch:
     def __len__(self) -> int:
         return self.C.shape[0]
 
-    def __getitem__(self, idx) -> "QPBatch":
+    def __getitem__(self, idx) -> QPBatch:
         return QPBatch(self.C[idx], self.b[idx], self.basis, self.lo, self.hi)
 
     def dense(self, k: int) -> BoxQP:
@@ -150,7 +151,7 @@ class RowsBatch:
     def __len__(self) -> int:
         return self.A.shape[0]
 
-    def __getitem__(self, idx) -> "RowsBatch":
+    def __getitem__(self, idx) -> RowsBatch:
         return RowsBatch(self.A[idx], self.b[idx], self.lo, self.hi)
 
     def dense(self, k: int) -> BoxQP:
@@ -202,7 +203,7 @@ class _Dual:
         self.g = P.b - Av
         self.q = (self.v * self.v).sum(1) + (lam * Av).sum(1) - (lam * P.b).sum(1)
 
-    def take(self, keep: torch.Tensor) -> "_Dual":
+    def take(self, keep: torch.Tensor) -> _Dual:
         out = _Dual.__new__(_Dual)
         out.__dict__ = {k: t[keep] for k, t in self.__dict__.items()}
         return out
@@ -352,7 +353,8 @@ class RegionQPs:
         from .network import ReluNetwork
 
         W1 = net.weights[0]
-        self.tail = ReluNetwork.from_layers([(np.eye(W1.shape[0]), net.biases[0]), *zip(net.weights[1:], net.biases[1:])])
+        first = (np.eye(W1.shape[0]), net.biases[0])  # the layers after W_1, read in the basis W_1 z
+        self.tail = ReluNetwork.from_layers([first, *zip(net.weights[1:], net.biases[1:], strict=True)])
         self.basis = Basis.of(W1)
         self.x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1))
         self.hx = self.basis.U @ self.x

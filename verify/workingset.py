@@ -53,6 +53,7 @@ The network passes run on `device` (cpu or cuda); the small QPs over W run on th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -79,14 +80,14 @@ class FixedPattern:
         sizes = [W.shape[0] for W in weights[:-1]]
         self.offsets = np.cumsum([0, *sizes])
         active = torch.atleast_2d(active.to(weights[0].device))
-        self.masks = [active[:, a:b].to(torch.float64) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        self.masks = [active[:, a:b].to(torch.float64) for a, b in pairwise(self.offsets)]
         self.signs = active.to(torch.float64) * 2.0 - 1.0  # (R, H)
 
     def forward(self, Z: torch.Tensor, which) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden pre-activations (n, H) and logits (n, K) of the affine maps of the regions
         `which` (n,) at the points Z (n, d)."""
         pre, h = [], Z
-        for k, (W, b) in enumerate(zip(self.weights, self.biases)):
+        for k, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             g = h @ W.T + b
             if k < len(self.masks):
                 pre.append(g)
@@ -162,7 +163,7 @@ class _Region:
     Problems whose cheap bound (the `_seed` bound or the distance to the target's half-space)
     reaches the threshold are `pruned` at once, without a QP."""
 
-    def __init__(self, qps: "WorkingSetQPs", r: int, b_region: torch.Tensor, w_target: torch.Tensor,
+    def __init__(self, qps: WorkingSetQPs, r: int, b_region: torch.Tensor, w_target: torch.Tensor,
                  b_target: torch.Tensor, W: list[int], cache: dict[int, torch.Tensor], bound: float, threshold):
         T = len(b_target)
         self.r, self.b_region, self.w_target, self.b_target = r, b_region, w_target, b_target
@@ -265,7 +266,7 @@ class WorkingSetQPs:
                 if not len(mine):
                     continue
                 new = [new_rows[n] for n in mine]
-                for n, rows in zip(mine, new):
+                for n, rows in zip(mine, new, strict=True):
                     if not rows:  # no region row violated beyond the tolerance: optimal
                         i, k = ok[n], open_[ok[n]][1]
                         R.sol.status[k], R.sol.value[k], R.sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
@@ -302,7 +303,7 @@ class WorkingSetQPs:
             at += len(idx)
             dist = (-b_region[r, idx] / A.norm(dim=1).clamp_min(1e-300)).numpy()
             W = idx[np.argsort(-dist, kind="stable")][: self.add]
-            out.append((sorted(W.tolist()), dict(zip(idx.tolist(), A)), max(float(dist.max()), bound0[r])))
+            out.append((sorted(W.tolist()), dict(zip(idx.tolist(), A, strict=True)), max(float(dist.max()), bound0[r])))
         return out
 
     def _right_sides(self, pat: FixedPattern, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -314,7 +315,7 @@ class WorkingSetQPs:
         return ((pat.signs * pre_x).cpu(), -pat.logit_rows(targets, self.c, which).cpu(),
                 (logits_x[:, targets] - logits_x[:, [self.c]]).cpu())
 
-    def _batch(self, regions: list["_Region"], open_: list[tuple[int, int]]) -> tuple[RowsBatch, torch.Tensor]:
+    def _batch(self, regions: list[_Region], open_: list[tuple[int, int]]) -> tuple[RowsBatch, torch.Tensor]:
         """The relaxations of the open problems (region r, target k): the rows of r's working
         set, then the target's row, then zero rows (b = 1) up to the longest; and the warm
         start (the problems' last multipliers, zero on the rows added since)."""
@@ -367,7 +368,7 @@ class WorkingSetQPs:
             if need:
                 keys = list(need)
                 rows = pat.formed(np.array([j for _, j in keys]), np.array([r for r, _ in keys]))
-                for key, a in zip(keys, rows):
+                for key, a in zip(keys, rows, strict=True):
                     caches[need[key]][key[1]] = a
             for n in going:
                 for j in cands[n][start : start + self.add].tolist():
