@@ -57,6 +57,7 @@ def small_net(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["2", "inf"])
 def test_bench_exact_cross_checks_both_schemes_and_resumes(tmp_path, capsys, small_net, norm):
     out = tmp_path / "bench.csv"
