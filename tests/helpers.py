@@ -1,6 +1,8 @@
 """Helpers shared by the tests (imported as `from helpers import ...`; tests/ is on sys.path)."""
 
 import json
+import multiprocessing as mp
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
@@ -41,3 +43,26 @@ def bad_model_files(d: Path) -> dict[str, str]:
             "one_output.pt": "1 output", "affine.pt": "no hidden layer", "stuff.pt": "not a model",
             "odd_keys.pt": "0.weight", "bad_card.pt": "not a model card", "text.pt": "not a torch file",
             "empty.pt": "not a torch file", "folder.pt": "directory"}
+
+
+def _hold(csv_path, npz_path, ready, release):
+    from minadv.experiments.store import ResultStore
+
+    ResultStore(csv_path, npz_path)  # held until this process ends
+    ready.set()
+    release.wait(60)
+
+
+@contextmanager
+def held_by_another_process(csv_path, npz_path=None):
+    """While the block runs, another process holds the results store at csv_path (and npz_path)."""
+    ctx = mp.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(csv_path, npz_path, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30), "the holder did not take the lock"
+        yield
+    finally:
+        release.set()
+        holder.join(30)

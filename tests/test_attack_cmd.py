@@ -14,8 +14,10 @@ import pytest
 
 import minadv.experiments.runner as runner
 from minadv.experiments.cli import main
-from minadv.experiments.store import COLUMNS, ResultStore
+from minadv.experiments.store import COLUMNS
 from minadv.verify import check
+
+from helpers import held_by_another_process
 
 
 def test_attack_command_writes_resumes_and_records_failures(tmp_path, capsys, n1, test_split):
@@ -158,24 +160,10 @@ def test_a_read_only_output_folder_fails_before_any_work(read_only_folder, capsy
     assert "cannot write" in capsys.readouterr().err
 
 
-def _hold(out, ready, release):
-    ResultStore(out)  # held until this process ends
-    ready.set()
-    release.wait(60)
-
-
 def test_a_second_run_on_the_same_results_file_exits_2(tmp_path, capsys, no_work):
     """Item 4: while another process holds the file, a run neither computes nor writes."""
-    ctx = mp.get_context("fork")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(tmp_path / "r.csv", ready, release))
-    holder.start()
-    try:
-        assert ready.wait(30)
+    with held_by_another_process(tmp_path / "r.csv"):
         assert main(_deepfool(tmp_path / "r.csv")) == 2
-    finally:
-        release.set()
-        holder.join(30)
     assert capsys.readouterr().err == (f"minadv attack: error: another minadv run holds {tmp_path / 'r.csv'}; "
                                        "wait for it to finish or choose another output\n")
 

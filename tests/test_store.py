@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from minadv.experiments.store import COLUMNS, ResultStore
 from minadv.verify import Counts, InputError, Result, Status
 
+from helpers import held_by_another_process
+
 
 def _result(method="mip", status=Status.OPTIMAL, value=0.5, point=True):
     x_adv = np.full(4, value / 2) if point else None  # ||x_adv - 0||_2 = value
@@ -147,27 +149,13 @@ def test_a_row_without_its_point_is_not_done_when_points_are_kept(tmp_path):
         assert store.done("N1", 1, "rlrqp", "2")  # a failed attack has no point to keep
 
 
-def _hold(path, ready, release):
-    ResultStore(path, path.with_suffix(".npz"))  # held until this process ends
-    ready.set()
-    release.wait(30)
-
-
 def test_a_second_writer_is_refused_while_the_first_holds_the_file(tmp_path):
     """Item 4: one writer at a time, a clear error for the second (another process)."""
-    ctx = mp.get_context("fork")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(tmp_path / "r.csv", ready, release))
-    holder.start()
-    try:
-        assert ready.wait(30)
+    with held_by_another_process(tmp_path / "r.csv", tmp_path / "r.npz"):
         with pytest.raises(InputError, match="another minadv run holds .*r.csv"):
             ResultStore(tmp_path / "r.csv")
         with pytest.raises(InputError, match="another minadv run holds .*r.npz"):
             ResultStore(tmp_path / "other.csv", tmp_path / "r.npz")
-    finally:
-        release.set()
-        holder.join(30)
     ResultStore(tmp_path / "r.csv").close()  # free again once the holder is done
 
 
