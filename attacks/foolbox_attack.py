@@ -13,10 +13,9 @@ from abc import abstractmethod
 import numpy as np
 import torch
 
-from minadv.verify import ReluNetwork
-from minadv.verify.extras import require
+from minadv.verify import ReluNetwork, require
 
-from .base import Attack
+from .base import Attack, Candidate
 
 
 def import_foolbox():
@@ -37,13 +36,13 @@ class FoolboxAttack(Attack):
     def foolbox_attack(self):
         """The configured Foolbox attack object."""
 
-    def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
-        return self._find_batch(net, [x], [c])[0]
+    def find(self, net: ReluNetwork, x: np.ndarray, c: int) -> Candidate:
+        return self.find_batch(net, [x], [c])[0]
 
-    def _find_batch(self, net: ReluNetwork, X: list[np.ndarray], C: list[int]) -> list[tuple[np.ndarray | None, dict]]:
+    def find_batch(self, net: ReluNetwork, X: list[np.ndarray], C: list[int]) -> list[Candidate]:
         fb = import_foolbox()
         model = fb.PyTorchModel(net.to_torch(torch.float32), bounds=(0.0, 1.0))
         inputs = torch.tensor(np.stack(X), dtype=torch.float32)
         _, points, success = self.foolbox_attack()(model, inputs, torch.tensor(C), epsilons=None)
-        return [(p.double().numpy() if ok else None, {} if ok else {"message": "foolbox: no adversarial found"})
+        return [Candidate(p.double().numpy()) if ok else Candidate(None, message="foolbox: no adversarial found")
                 for p, ok in zip(points, success.tolist(), strict=True)]

@@ -13,14 +13,21 @@ forward pass) is a candidate; the smallest one over all targets is returned.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 from scipy.optimize import minimize
 
-from minadv.verify import ReluNetwork, check
+from minadv.verify import ReluNetwork, check, choice
 
-from .base import Attack
+from .base import Attack, Candidate
 
-TARGETS = ("all", "runner-up")
+
+class LBFGSTargets(StrEnum):
+    """The target classes tried."""
+
+    ALL = "all"  # every class but c (the paper's N2 comparison)
+    RUNNER_UP = "runner-up"  # only the class with the second-largest logit
 
 
 def cross_entropy(net: ReluNetwork, z: np.ndarray, t: int) -> tuple[float, np.ndarray]:
@@ -42,27 +49,26 @@ def cross_entropy(net: ReluNetwork, z: np.ndarray, t: int) -> tuple[float, np.nd
 class LBFGS(Attack):
     """Szegedy et al.'s L-BFGS attack. targets: "all" (every class but c, as the paper's N2
     result needs a good target) or "runner-up" (only the class with the second-highest
-    logit at x: about 9x faster, sometimes much worse)."""
+    logit at x: faster by about the number of classes, sometimes much worse)."""
 
     name = "lbfgs"
 
-    def __init__(self, *, targets: str = "all", initial_const: float = 1e-2, const_factor: float = 10.0,
-                 max_const: float = 1e6, search_steps: int = 10, maxiter: int = 500):
-        if targets not in TARGETS:
-            raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
+    def __init__(self, *, targets: LBFGSTargets | str = LBFGSTargets.ALL, initial_const: float = 1e-2,
+                 const_factor: float = 10.0, max_const: float = 1e6, search_steps: int = 10, maxiter: int = 500):
+        targets = choice(LBFGSTargets, targets, "targets")
         self.targets, self.initial_const, self.const_factor = targets, initial_const, const_factor
         self.max_const, self.search_steps, self.maxiter = max_const, search_steps, maxiter
 
-    def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
+    def find(self, net: ReluNetwork, x: np.ndarray, c: int) -> Candidate:
         logits = net.forward(x)
         order = [t for t in np.argsort(-logits) if t != c]
         best, best_norm, best_t = None, np.inf, -1
-        for t in order[:1] if self.targets == "runner-up" else order:
+        for t in order[:1] if self.targets == LBFGSTargets.RUNNER_UP else order:
             for z in self._minimisers(net, x, int(t)):
                 norm = np.linalg.norm(z - x)
                 if norm < best_norm and check(net, z, c).adversarial():
                     best, best_norm, best_t = z, norm, int(t)
-        return best, {"target": best_t} if best is not None else {}
+        return Candidate(best, target=best_t if best is not None else None)
 
     def _minimisers(self, net: ReluNetwork, x: np.ndarray, t: int):
         """The minimiser for every C tried, as points x + r."""

@@ -3,7 +3,7 @@
 
 Problem (2) on a linear region Q(y): min ||delta||_2 over x + delta in Q(y) cap [0,1]^d with
 max_{t != c} f_t(x + delta) >= f_c(x + delta), i.e. the best over the targets t of the
-convex QP (3) (`minadv.verify.fastqp.RegionQPs`, batched over regions and targets).
+convex QP (3) (`minadv.verify.qp.batched.RegionQPs`, batched over regions and targets).
 
     delta <- the better of (2) on Q(x) and the warm start; u <- ||delta||; S <- n1 copies
     for a1 = 1..n4:
@@ -35,19 +35,23 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from minadv.verify import Counts, ReluNetwork, check, patterns, push_across
-from minadv.verify.fastqp import RegionQPs
-from minadv.verify.workingset import WorkingSetQPs
+from minadv.verify import Counts, ReluNetwork, check, choice, patterns, push_across
+from minadv.verify.qp import RegionQPs, WorkingSetQPs
 
-from .base import Attack
+from .base import Attack, Candidate
 from .deepfool import DeepFool
 
-TARGETS = ("all", "warm")
+
+class Targets(StrEnum):
+    """The target classes of the search."""
+
+    ALL = "all"  # every class but c (the paper's setting for one hidden layer, N1/N2)
+    WARM = "warm"  # the warm start's class only (the paper's deeper networks); all if there is no warm start
 
 
 class Solver(StrEnum):
     """The region-QP solver: `dense` (fastqp.RegionQPs: every region row, basis W_1; fastest on
-    small networks such as N1/N2), `workingset` (verify.workingset: constraint generation with
+    small networks such as N1/N2), `workingset` (verify.qp.workingset: constraint generation with
     matrix-free rows; for wide or deep networks), `auto`: dense up to DENSE_MAX_HIDDEN hidden
     neurons, else workingset."""
 
@@ -159,8 +163,7 @@ class _Explorer:
 class RLRQP(Attack):
     """rLR-QP with the paper's hyperparameters n1 = n2 = 10, n3 = 5, n4 = 3, alpha = 1.5.
 
-    targets: "all" (every class but c, as for N1/N2 in the paper) or "warm" (only the warm
-    start's class, as for the paper's deeper networks; all classes when there is no warm start).
+    targets: see `Targets`.
     seed: the random generator's seed (same seed, same result). iterations: applications of the
     attack, each from the last result with the targets restricted to its class (paper's Table 3). solver: the region-QP
     solver (`Solver`; auto picks by network size); device: where the working-set solver runs
@@ -170,24 +173,22 @@ class RLRQP(Attack):
     name = "rlrqp"
 
     def __init__(self, *, n1: int = 10, n2: int = 10, n3: int = 5, n4: int = 3, alpha: float = 1.5,
-                 targets: str = "all", iterations: int = 1, seed: int = 0, solver: str = "auto", device: str = "cpu"):
-        if targets not in TARGETS:
-            raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
-        if solver not in {s.value for s in Solver}:
-            raise ValueError(f"solver must be one of {', '.join(s.value for s in Solver)}, got {solver!r}")
+                 targets: Targets | str = Targets.ALL, iterations: int = 1, seed: int = 0,
+                 solver: Solver | str = Solver.AUTO, device: str = "cpu"):
+        targets, solver = choice(Targets, targets, "targets"), choice(Solver, solver, "solver")
         check_device(device)
         if min(n1, n2, n3, n4, iterations) < 1 or alpha < 1:
             raise ValueError("n1, n2, n3, n4 and iterations must be >= 1 and alpha >= 1")
         self.n1, self.n2, self.n3, self.n4, self.alpha = n1, n2, n3, n4, alpha
         self.targets, self.iterations, self.seed = targets, iterations, seed
-        self.solver, self.device = Solver(solver), device
+        self.solver, self.device = solver, device
 
-    def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
+    def find(self, net: ReluNetwork, x: np.ndarray, c: int) -> Candidate:
         rng = np.random.default_rng(self.seed)
         explorer = _Explorer(net, x, c, self.solver, self.device)
         start = warm_start(net, x, c)
-        targets = [t for t in range(net.n_outputs) if t != c]
-        if self.targets == "warm" and start is not None:
+        targets = net.other_classes(c)
+        if self.targets == Targets.WARM and start is not None:
             targets = [check(net, start, c).target]
         best = None if start is None else Found(float(np.linalg.norm(start - x)), start - x,
                                                  check(net, start, c).target)
@@ -196,11 +197,10 @@ class RLRQP(Attack):
             if best is None:
                 break
             targets = [best.target]
-        fields = {"counts": explorer.counts}
         if best is None:
-            return None, {**fields, "message": "no adversarial region found"}
+            return Candidate(None, counts=explorer.counts, message="no adversarial region found")
         best = explorer.polish(best)
-        return x + best.delta, {**fields, "target": best.target}
+        return Candidate(x + best.delta, target=best.target, counts=explorer.counts)
 
     def _search(self, explorer: _Explorer, x: np.ndarray, targets, best: Found | None, rng) -> Found | None:
         """One application of Algorithm 1 from `best` (or from (2) on Q(x) alone)."""
@@ -234,7 +234,7 @@ class RLRQP(Attack):
 def warm_start(net: ReluNetwork, x: np.ndarray, c: int) -> np.ndarray | None:
     """DeepFool's point pulled back to the boundary along x -> x + delta_DF, else the
     boundary on the segment x -> 0 (when the zero image is adversarial), else None."""
-    point, _ = DeepFool()._find(net, x, c)
+    point = DeepFool().find(net, x, c).point
     point = None if point is None else push_across(net, x, point, c)  # float32 points a hair short
     if point is not None:
         return boundary_on_segment(net, x, point, c)

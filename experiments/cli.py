@@ -9,54 +9,19 @@ import sys
 
 import torch
 
-from minadv.verify.parallel import pinned_threads
+from minadv.verify import pinned_threads
 
 # name -> (module implementing it, one-line help)
 COMMANDS = {
-    "data": ("minadv.experiments.data_cmd", "fetch MNIST (offline) and show where the cache is"),
-    "train": ("minadv.experiments.train_cmd", "train N1 / N2 deterministically and save weights + card"),
-    "summary": ("minadv.experiments.summary", "accuracy and linear-region statistics of N1/N2 on test images"),
-    "exact": ("minadv.experiments.exact_cmd", "proven minimal adversarial perturbations (L2, Linf, L1)"),
-    "attack": ("minadv.experiments.attack_cmd", "run rLR-QP or a baseline (deepfool, cw, lbfgs) on test images"),
-    "vnnlib": ("minadv.experiments.vnnlib_cmd", "decide a VNN-LIB robustness property: sat / unsat / timeout"),
-    "bench": ("minadv.experiments.bench_cmd", "benchmarks: per-image time and quality on the first test images"),
-    "reproduce": ("minadv.experiments.reproduce", "Table 1 and Figure 1: exact solver and attacks on N1/N2"),
+    "data": ("minadv.experiments.commands.data", "fetch MNIST (offline) and show where the cache is"),
+    "train": ("minadv.experiments.commands.train", "train N1 / N2 deterministically and save weights + card"),
+    "summary": ("minadv.experiments.commands.summary", "accuracy and linear-region statistics of N1/N2 on test images"),
+    "exact": ("minadv.experiments.commands.exact", "proven minimal adversarial perturbations (L2, Linf, L1)"),
+    "attack": ("minadv.experiments.commands.attack", "run rLR-QP or a baseline (deepfool, cw, lbfgs) on test images"),
+    "vnnlib": ("minadv.experiments.commands.vnnlib", "decide a VNN-LIB robustness property: sat / unsat / timeout"),
+    "bench": ("minadv.experiments.commands.bench", "benchmarks: per-image time and quality on the first test images"),
+    "reproduce": ("minadv.experiments.commands.reproduce", "Table 1 and Figure 1: exact solver and attacks on N1/N2"),
 }
-
-
-def parse_images(spec: str) -> list[int]:
-    """'0:50' -> 0..49, '3' -> [3], '1,4,7' -> [1, 4, 7], '0:10,20:25' -> both ranges."""
-    out: list[int] = []
-    for part in spec.split(","):
-        try:
-            if ":" in part:
-                lo, hi = part.split(":")
-                lo, hi = int(lo or 0), int(hi)
-            else:
-                lo = int(part)
-                hi = lo + 1
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad image list {spec!r}: use e.g. 0:50 or 1,4,7") from None
-        if lo == hi:
-            raise argparse.ArgumentTypeError(f"empty range {part} in {spec!r}: {lo}:{hi + 1} is image {lo}")
-        if lo > hi:
-            raise argparse.ArgumentTypeError(f"range {part} in {spec!r} is backwards: use {hi}:{lo}")
-        out.extend(range(lo, hi))
-    if min(out) < 0 or max(out) >= 10000:
-        raise argparse.ArgumentTypeError(f"image indices in {spec!r} must lie in 0..9999")
-    return out
-
-
-def format_images(images: list[int]) -> str:
-    """The inverse of parse_images: [0, 1, 2, 7] -> '0:3,7'."""
-    parts, k = [], 0
-    while k < len(images):
-        j = k
-        while j + 1 < len(images) and images[j + 1] == images[j] + 1:
-            j += 1
-        parts.append(f"{images[k]}:{images[j] + 1}" if j > k else str(images[k]))
-        k = j + 1
-    return ",".join(parts)
 
 
 def threads(var: str) -> int:
@@ -83,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a sub-command; bad input (InputError, NetworkError, VnnlibError, DataError, missing
     files) ends with a one-line message on stderr and exit code 2, as does a missing optional
     dependency (it names the extra to install); Ctrl-C with one line and 130."""
-    from minadv.verify import InputError, NetworkError, VnnlibError
-    from minadv.verify.extras import MissingExtraError, missing_extra
+    from minadv.verify import InputError, MissingExtraError, NetworkError, VnnlibError, missing_extra
 
     try:
         from .data import DataError
@@ -100,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         # minadv's tensors are small: one torch thread is fastest, and several threads spinning
-        # against a busy second core made PGD 20x slower (12.5 s vs 0.6 s, measured here);
+        # against a busy second core slow it down many times (docs/performance-log.md);
         # BLAS likewise, as in the workers (verify/parallel.py)
         torch.set_num_threads(threads("MINADV_TORCH_THREADS"))
         with pinned_threads(threads("MINADV_BLAS_THREADS")):

@@ -6,7 +6,7 @@ and loading.
 The committed weights live in the package, experiments/models/<name>.pt (state_dict of an
 nn.Sequential of Linear/ReLU) with a JSON card beside them (architecture, seed, epochs,
 optimiser, accuracy, data sha256; its "layers" is what says the activations are ReLU,
-`ReluNetwork.load`); the names N1 and N2 load them. `train` writes the same
+`load_network`); the names N1 and N2 load them. `train` writes the same
 two files into a folder of the user's (default ./models), loaded by path.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from minadv.verify import ReluNetwork
+from minadv.verify import ReluNetwork, load_network
 
 from .data import Split, data_sha256, mnist
 
@@ -105,7 +105,7 @@ def train(name: str, *, seed: int = 0, epochs: int | None = None, lr: float = 1e
 def load(name_or_path: str | Path) -> ReluNetwork:
     """A committed network by name (N1, N2, S1, S2, S3) or a path to a model file."""
     path = MODEL_DIR / f"{name_or_path}.pt" if str(name_or_path) in ARCHITECTURES else Path(name_or_path)
-    return ReluNetwork.load(path)
+    return load_network(path)
 
 
 def card(name: str) -> dict:

@@ -18,8 +18,7 @@ from multiprocessing import resource_tracker
 import numpy as np
 from tqdm import tqdm
 
-from minadv.verify import ReluNetwork, Result, norm_name, parse_norm
-from minadv.verify.parallel import spawn_pool
+from minadv.verify import ReluNetwork, Result, norm_name, parse_norm, spawn_pool
 
 from .data import mnist
 from .models import load

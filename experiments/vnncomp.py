@@ -18,10 +18,9 @@ from enum import StrEnum
 
 import numpy as np
 
-from minadv.attacks.pgd import pgd_box
+from minadv.attacks import pgd_box
 from minadv.verify import Property, ReluNetwork, check_counterexample
-from minadv.verify.decide import verify_box
-from minadv.verify.verdicts import BoxAnswer
+from minadv.verify.decide import BoxAnswer, verify_box
 
 
 class Answer(StrEnum):

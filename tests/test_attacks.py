@@ -11,8 +11,8 @@ from minadv.attacks import ATTACKS, LBFGS, RLRQP, CarliniWagner, DeepFool
 from minadv.attacks.lbfgs import cross_entropy
 from minadv.attacks.rlrqp import _Explorer, ball, boundary_on_segment
 from minadv.verify import ReluNetwork, Status, check
-from minadv.verify.exact import minimal_perturbation
-from minadv.verify.qp import solve_daqp
+from minadv.verify.exact.minimal import minimal_perturbation
+from minadv.verify.qp.reference import solve_daqp
 
 from helpers import random_net
 
@@ -166,3 +166,27 @@ def test_foolbox_imports_with_the_pinned_scipy():
         from scipy.ndimage import filters  # noqa: F401
 
     assert foolbox.__version__ == "3.3.4" and hasattr(scipy.ndimage, "gaussian_filter")
+
+
+def test_the_documented_attack_runs_under_the_contract():
+    """The example attack of docs/methods.md ("Writing an attack"), executed as written: its
+    point comes back float64-checked with the Result fields `run` fills in; a candidate that is
+    not adversarial is `failed` with no point, never `found`."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "methods.md").read_text()
+    section = text[text.index("## Writing an attack"):]
+    scope: dict = {}
+    exec(re.search(r"```python\n(.*?)```", section, re.S).group(1), scope)
+    net = random_net([6, 8, 3], seed=4, scale=3.0)
+    found = 0
+    for x in np.random.default_rng(0).uniform(0.0, 1.0, (20, 6)):
+        res = scope["Shrink"](factor=0.3).run(net, x)
+        assert res.method == "shrink" and res.time_s >= 0
+        if net.predict(0.3 * x) != net.predict(x):
+            _assert_verified(net, x, res)
+            found += 1
+        else:
+            assert res.status == Status.FAILED and res.x_adv is None
+    assert 0 < found < 20  # both branches seen

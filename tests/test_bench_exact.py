@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from minadv.experiments.bench_exact import SUITES, Case, cases, schemes, summary
+from minadv.experiments.benchmarks.exact import SUITES, Case, cases, schemes, summary
 from minadv.experiments.cli import main
 
 

@@ -2,9 +2,9 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-from minadv.verify.bounds import crown, interval, support
+from minadv.verify.bounds.preactivation import crown, interval, support
 from minadv.verify.domain import Domain
-from minadv.verify.mip import tighten
+from minadv.verify.exact.mip import tighten
 
 from helpers import random_net
 

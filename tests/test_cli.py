@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from minadv.experiments.cli import main, parse_images
+from minadv.experiments.args import parse_images
+from minadv.experiments.cli import main
 
 
 def test_parse_images():
@@ -124,7 +125,7 @@ def test_vnnlib_checks_the_counterexample_path_before_solving(sat_property, tmp_
 
 def test_vnnlib_verdict_ends_stdout_even_if_the_counterexample_cannot_be_written(sat_property, tmp_path, capsys,
                                                                                  monkeypatch):
-    from minadv.experiments import vnnlib_cmd
+    from minadv.experiments.commands import vnnlib as vnnlib_cmd
 
     def disk_full(*_):
         raise OSError(28, "No space left on device")

@@ -3,7 +3,7 @@ import pytest
 from bruteforce import brute_force
 
 from minadv.verify import InputError, Status, check
-from minadv.verify.exact import minimal_perturbation
+from minadv.verify.exact.minimal import minimal_perturbation
 
 from helpers import random_net
 
@@ -135,11 +135,12 @@ def test_tightening_levels_agree(tightening):
 def test_a_time_limit_without_any_adversarial_is_not_called_robust(monkeypatch):
     """HiGHS stopping at its time limit with a dual bound but no point must end as
     'time_limit' (a bug once read inf - lower <= gap * inf as a closed gap: 'robust')."""
-    import minadv.verify.mip_exact as mip_exact
-    from minadv.verify.incumbent import Incumbent
-    from minadv.verify.mip import MilpOutcome
+    import minadv.verify.exact.mip_search as mip_exact
+    from minadv.verify.exact.incumbent import Incumbent
+    from minadv.verify.exact.mip import MilpOutcome
 
-    monkeypatch.setattr(mip_exact, "solve", lambda model, left, **kw: MilpOutcome("time_limit", 0.01, np.inf, None, -1))
+    monkeypatch.setattr(mip_exact, "solve_milp",
+                        lambda model, left, **kw: MilpOutcome("time_limit", 0.01, np.inf, None, -1))
     net, x = _instance(0)
     search = mip_exact.MipSearch(net, x, net.predict(x), np.inf, incumbent=Incumbent())
     lower, reason = search.run(5.0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from minadv.verify import QPStatus, patterns, solve_reference
-from minadv.verify.fastqp import INFEASIBLE, OF_QP, OPTIMAL, PRUNED, BatchStatus, RegionQPs, RowsBatch, solve_batch
+from minadv.verify.qp.batched import INFEASIBLE, OF_QP, OPTIMAL, PRUNED, BatchStatus, RegionQPs, RowsBatch, solve_batch
 
 from helpers import random_net
 

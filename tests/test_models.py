@@ -5,7 +5,7 @@ import torch
 
 from minadv.experiments.data import data_sha256
 from minadv.experiments.models import ARCHITECTURES, MODEL_DIR, accuracy, card, load, train
-from minadv.verify import ReluNetwork
+from minadv.verify import load_network
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -32,4 +32,4 @@ def test_training_is_deterministic(tmp_path):
     assert info["test_accuracy"] == card("N1")["test_accuracy"]
     assert json.loads((tmp_path / "N1.json").read_text())["seed"] == 0
     # the card written beside the state_dict is what lets it load: it names the layers
-    assert ReluNetwork.load(tmp_path / "N1.pt").weights[0].tobytes() == load("N1").weights[0].tobytes()
+    assert load_network(tmp_path / "N1.pt").weights[0].tobytes() == load("N1").weights[0].tobytes()

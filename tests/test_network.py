@@ -13,6 +13,7 @@ from minadv.verify import (
     Status,
     check,
     check_image,
+    load_network,
     parse_norm,
     push_across,
     verified_result,
@@ -60,15 +61,15 @@ def test_load_state_dict_with_its_card_and_whole_sequential_round_trip(tmp_path)
     (tmp_path / "m.json").write_text(json.dumps(card))
     torch.save(model, tmp_path / "whole.pt")
     for name in ("m.pt", "whole.pt"):
-        np.testing.assert_allclose(ReluNetwork.load(tmp_path / name).forward(x), expect, atol=1e-12)
+        np.testing.assert_allclose(load_network(tmp_path / name).forward(x), expect, atol=1e-12)
     with pytest.raises(FileNotFoundError):
-        ReluNetwork.load(tmp_path / "missing.pt")
+        load_network(tmp_path / "missing.pt")
 
 
 def test_files_that_are_no_relu_classifier_are_refused_in_one_line(tmp_path):
     for name, words in bad_model_files(tmp_path).items():
         with pytest.raises(NetworkError) as err:
-            ReluNetwork.load(tmp_path / name)
+            load_network(tmp_path / name)
         assert words in str(err.value) and name.removesuffix(".pt") in str(err.value), (name, str(err.value))
         assert "\n" not in str(err.value)
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from minadv.verify.bnb import BranchAndBound
-from minadv.verify.nodeqp import solve_node
-from minadv.verify.qp import BoxQP, certifies_infeasible, solve_daqp, solve_reference
-from minadv.verify.relaxation import node_qp
+from minadv.verify.exact.bnb import BranchAndBound
+from minadv.verify.exact.relaxation import node_qp
+from minadv.verify.qp.reduced import solve_node
+from minadv.verify.qp.reference import BoxQP, certifies_infeasible, solve_daqp, solve_reference
 
 from helpers import random_net
 

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from minadv.verify import NetworkError, ReluNetwork, load_onnx
+from minadv.verify import NetworkError, load_network, load_onnx
 
 F = TensorProto.FLOAT
 
@@ -95,7 +95,7 @@ def test_generated_models_match_onnxruntime(tmp_path, build):
     rng = np.random.default_rng(0)
     nodes, inits, in_shape, out_shape = build(rng)
     path = save_model(tmp_path / "m.onnx", nodes, inits, in_shape, out_shape)
-    net = ReluNetwork.load(path)
+    net = load_network(path)
     X = rng.random((40, int(np.prod(in_shape))))
     np.testing.assert_allclose(net.forward(X), runtime_outputs(path, X, in_shape), rtol=0, atol=1e-5)
 
@@ -110,7 +110,7 @@ def test_shared_networks_match_onnxruntime_on_mnist(mnistfc, test_split):
     X = test_split.x(slice(0, 100))
     for depth, hidden in ((2, (256,) * 2), (4, (256,) * 4), (6, (256,) * 6)):
         path = mnistfc / f"mnist-net_256x{depth}.onnx"
-        net = ReluNetwork.load(path)
+        net = load_network(path)
         assert net.hidden_sizes == hidden and net.n_inputs == 784 and net.n_outputs == 10
         ref = runtime_outputs(path, X, [1, 784, 1])
         out = net.forward(X)
@@ -160,7 +160,7 @@ def test_conv_is_refused_by_name(tmp_path):
     ]
     path = save_model(tmp_path / "conv.onnx", nodes, {"K": np.ones((2, 1, 2, 2))}, [1, 1, 3, 3], [1, 8])
     with pytest.raises(NetworkError, match=r"node 0 'conv1' \(Conv\): unsupported operator"):
-        ReluNetwork.load(path)
+        load_network(path)
 
 
 def test_branching_graphs_are_refused(tmp_path):
@@ -192,9 +192,9 @@ def test_bad_graphs_and_files(tmp_path):
         load_onnx(path)
     (tmp_path / "junk.onnx").write_bytes(b"not a model at all")
     with pytest.raises(NetworkError, match="junk.onnx"):
-        ReluNetwork.load(tmp_path / "junk.onnx")
+        load_network(tmp_path / "junk.onnx")
     with pytest.raises(FileNotFoundError):
-        ReluNetwork.load(tmp_path / "missing.onnx")
+        load_network(tmp_path / "missing.onnx")
 
 
 def test_exact_command_takes_an_onnx_network(tmp_path):
@@ -204,7 +204,7 @@ def test_exact_command_takes_an_onnx_network(tmp_path):
 
     from minadv.experiments.cli import main
     from minadv.experiments.data import mnist
-    from minadv.verify.exact import minimal_perturbation
+    from minadv.verify.exact.minimal import minimal_perturbation
 
     rng = np.random.default_rng(5)
     (W1, b1), (W2, b2) = layer(rng, 12, 784), layer(rng, 10, 12)

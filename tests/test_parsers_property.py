@@ -24,7 +24,7 @@ from minadv.verify import (
     read_counterexample,
     read_vnnlib,
 )
-from minadv.verify.vnnlib import format_number
+from minadv.verify.io.vnnlib import format_number
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from minadv.verify.qp import (
+from minadv.verify.qp.reference import (
     BoxQP,
     norm_dual_bound,
     solve_daqp,

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 import minadv.attacks
-import minadv.experiments.reproduce as reproduce
+import minadv.experiments.commands.reproduce as reproduce
 import minadv.experiments.runner as runner
-from minadv.attacks import Attack
+from minadv.attacks import Attack, Candidate
 from minadv.experiments.cli import main
 from minadv.experiments.data import mnist
 from minadv.experiments.models import load
@@ -19,16 +19,16 @@ class ScaledOptimum(Attack):
 
     name = "scaled"
 
-    def _find(self, net, x, c):
+    def find(self, net, x, c):
         res = minimal_perturbation(net, x, time_limit=60)
-        return x + 1.1 * (res.x_adv - x), {}
+        return Candidate(x + 1.1 * (res.x_adv - x))
 
 
 class NeverFinds(Attack):
     name = "never"
 
-    def _find(self, net, x, c):
-        return None, {}
+    def find(self, net, x, c):
+        return Candidate(None)
 
 
 @pytest.fixture

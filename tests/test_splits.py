@@ -8,10 +8,10 @@ import pytest
 from bruteforce import interval_signs, max_margin_in_box
 
 from minadv.verify import Property, check_counterexample
-from minadv.verify.bounds import crown
-from minadv.verify.decide import verify_box
+from minadv.verify.bounds.preactivation import crown
+from minadv.verify.decide.box import verify_box
+from minadv.verify.decide.splits import SplitSearch
 from minadv.verify.domain import Domain
-from minadv.verify.splits import SplitSearch
 
 from helpers import random_net
 
@@ -140,7 +140,7 @@ def test_a_timeout_names_the_targets_not_reached():
 def test_verify_box_sorts_its_targets_into_open_and_not_reached(monkeypatch):
     """The bookkeeping of a timeout: a search that ran out of time leaves its target open, one
     that never started counts as not reached and not as a search."""
-    from minadv.verify import decide as decide_module
+    from minadv.verify.decide import box as decide_module
 
     def searches(args, targets, jobs, quick):
         yield from [(2, "safe", None, 4), (1, "unknown", None, 5), (0, "unreached", None, 0), (3, "unreached", None, 0)]

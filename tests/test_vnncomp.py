@@ -7,7 +7,7 @@ import torch
 from bruteforce import interval_signs, max_margin_in_box
 
 from minadv.attacks.pgd import pgd_box
-from minadv.experiments.bench_vnncomp import TARGET_LISTS
+from minadv.experiments.benchmarks.vnncomp import TARGET_LISTS
 from minadv.experiments.cli import main
 from minadv.experiments.vnncomp import decide
 from minadv.verify import (
@@ -16,8 +16,8 @@ from minadv.verify import (
     read_counterexample,
     write_vnnlib,
 )
-from minadv.verify import decide as decide_module
-from minadv.verify.decide import verify_box
+from minadv.verify.decide import box as decide_module
+from minadv.verify.decide.box import verify_box
 from minadv.verify.parallel import spawn_pool
 
 from helpers import random_net
@@ -135,8 +135,8 @@ def test_vnnlib_command_refuses_a_point_that_violates_nothing(liar, tmp_path, ca
     """The float64 gate on the path `minadv vnnlib` takes: PGD, or the search, handing back the
     box's centre (classified as the label, so no counterexample) must not give `sat`."""
     from minadv.experiments import vnncomp
-    from minadv.verify.decide import BoxVerdict
-    from minadv.verify.verdicts import BoxAnswer
+    from minadv.verify.decide.box import BoxVerdict
+    from minadv.verify.decide.verdicts import BoxAnswer
 
     net, prop, m = next(c for c in CASES if c[2] < 0)
     assert not check_counterexample(net, prop, prop.center).valid
@@ -230,7 +230,7 @@ def test_benchmark_script_resumes_and_its_dstar_agrees_with_the_answers(tmp_path
     assert list(frame.answer) == ["sat", "unsat"]
     assert (frame.dstar_status == "optimal").all()
     assert (frame.dstar <= frame.eps).tolist() == [True, False]
-    from minadv.experiments.bench_vnncomp import cex_path
+    from minadv.experiments.benchmarks.vnncomp import cex_path
 
     z, _ = read_counterexample(cex_path(out, "net.pt", "a.vnnlib"))
     assert check_counterexample(net, prop_sat, z).valid and not cex_path(out, "net.pt", "b.vnnlib").exists()

@@ -14,6 +14,7 @@ from minadv.verify import (
     check_image,
     format_counterexample,
     format_vnnlib,
+    load_network,
     parse_counterexample,
     parse_vnnlib,
     read_counterexample,
@@ -129,7 +130,7 @@ def test_gaps_in_variable_names_are_refused():
 def test_shared_properties(mnistfc, test_split):
     """All 30: the label is the property's (its comment and its output constraint), the centre is
     the MNIST test image of that label, every network classifies it so, and eps is the file's."""
-    nets = [ReluNetwork.load(mnistfc / f"mnist-net_256x{d}.onnx") for d in (2, 4, 6)]
+    nets = [load_network(mnistfc / f"mnist-net_256x{d}.onnx") for d in (2, 4, 6)]
     files = sorted(mnistfc.glob("prop_*.vnnlib"))
     assert len(files) == 30
     for path in files:

@@ -7,12 +7,12 @@ from pyomo.contrib.solver.common.results import TerminationCondition
 
 from minadv.experiments.vnncomp import ANSWER_OF_BOX, Answer
 from minadv.verify import QPStatus, Status
-from minadv.verify.exact import GAP_OPEN, WITHOUT_POINT
-from minadv.verify.fastqp import OF_QP, BatchStatus
-from minadv.verify.mip import _OF_TERMINATION, MilpStatus
-from minadv.verify.mip_exact import STOP_OF_MILP
+from minadv.verify.decide.verdicts import BOX_OF_TARGET, BoxAnswer, TargetVerdict
+from minadv.verify.exact.minimal import GAP_OPEN, WITHOUT_POINT
+from minadv.verify.exact.mip import _OF_TERMINATION, MilpStatus
+from minadv.verify.exact.mip_search import STOP_OF_MILP
+from minadv.verify.qp.batched import OF_QP, BatchStatus
 from minadv.verify.result import Stop
-from minadv.verify.verdicts import BOX_OF_TARGET, BoxAnswer, TargetVerdict
 
 TEXTS = {
     QPStatus: {"optimal", "infeasible", "error"},

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from minadv.verify import check, patterns, regions_of_patterns, solve_reference
-from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED
-from minadv.verify.qp import certifies_infeasible
-from minadv.verify.workingset import WorkingSetQPs, dense_qp
+from minadv.verify.qp.batched import INFEASIBLE, OPTIMAL, PRUNED
+from minadv.verify.qp.reference import certifies_infeasible
+from minadv.verify.qp.workingset import WorkingSetQPs, dense_qp
 
 from helpers import random_net
 
@@ -208,7 +208,7 @@ def test_rlrqp_with_the_working_set_finds_what_the_dense_solver_finds(n1, test_s
 
 def test_auto_picks_the_dense_solver_for_n1_and_the_working_set_for_a_wide_network(n1, test_split):
     from minadv.attacks.rlrqp import region_solver
-    from minadv.verify.fastqp import RegionQPs
+    from minadv.verify.qp.batched import RegionQPs
 
     x = test_split.x(0)
     assert isinstance(region_solver(n1, x, n1.predict(x)), RegionQPs)

@@ -7,12 +7,15 @@ Every public entry point validates its input here, so bad shapes, pixels outside
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
 
 import numpy as np
 
 from .network import InputError, ReluNetwork
 
 NORMS = {"1": 1.0, "2": 2.0, "inf": np.inf}
+E = TypeVar("E", bound=Enum)
 
 
 def parse_norm(p) -> float:
@@ -22,6 +25,22 @@ def parse_norm(p) -> float:
     if key not in NORMS:
         raise InputError(f"unknown norm {p!r}: use 1, 2 or inf")
     return NORMS[key]
+
+
+def choice(kind: type[E], value: E | str, what: str) -> E:
+    """`value` as a member of the enum `kind` (given as the member or its value); anything else is an
+    InputError naming the choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise InputError(f"unknown {what} {value!r}; use one of {', '.join(m.value for m in kind)}") from None
+
+
+def box_min(q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """min of q . z over the box lo <= z <= hi (along the last axis): q_i lo_i where q_i > 0,
+    q_i hi_i where q_i < 0, and nothing where q_i = 0 (also when a bound there is infinite)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(q > 0, q * lo, np.where(q < 0, q * hi, 0.0)).sum(axis=-1)
 
 
 def norm_name(p: float) -> str:

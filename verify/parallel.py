@@ -1,10 +1,9 @@
 """One core per process: worker processes, and the main process while a command runs.
 
-Measured here: rLR-QP on 10 N1 images in 2 spawned workers took 0.42 s per image against
-0.15 s in one process, because each worker's OpenBLAS (numpy, scipy) started one thread per
-core; one BLAS and one torch thread per worker removes the oversubscription. The main
-process needs the same (`pinned_threads`): `minadv reproduce --quick` with --jobs 1 took 136 s
-instead of 45 s on a busy 2-core machine while its BLAS ran on two threads.
+Each worker's OpenBLAS (numpy, scipy) would start one thread per core, and the workers then
+fight over the cores; one BLAS and one torch thread per worker removes the oversubscription.
+The main process needs the same (`pinned_threads`) while workers or other jobs run. The
+figures are in docs/performance-log.md.
 """
 
 from __future__ import annotations

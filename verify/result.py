@@ -21,7 +21,7 @@ class Status(StrEnum):
 
 
 class Stop(StrEnum):
-    """Why an exact search (`bnb.BranchAndBound.run`, `mip_exact.MipSearch.run`) stopped;
+    """Why an exact search (`exact.bnb.BranchAndBound.run`, `exact.mip_search.MipSearch.run`) stopped;
     `exact.minimal_perturbation` maps it, with the incumbent and the gap, to a Status."""
 
     DONE = "done"  # the gap closed, or no adversarial point lies in the domain
@@ -50,7 +50,7 @@ class Result:
     (x_adv in [0,1]^d, margin = max_{l != pred} f_l - f_pred >= -1e-9); lower/upper are
     the exact solver's bounds on the minimal norm (nan for attacks). x is the image the
     method ran on (flat float64 copy; None in a hand-made record), so that a result can be
-    told apart from one for another image (`minadv.verify.regression.check_result_is_for`).
+    told apart from one for another image (`minadv.verify.exact.regression.check_result_is_for`).
     """
 
     method: str

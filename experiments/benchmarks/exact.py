@@ -1,0 +1,123 @@
+"""Benchmark of the exact solver: the first test images of each network, one row per image.
+
+    minadv bench exact [--suite paper|scale] [--images 0:50] [--nets N1 N2] [--norm 2]
+                       [--time-limit 300] [--cross-check] [--out results/bench_exact.csv]
+
+Suites (each sets networks, norms and the cross-check; --nets / --norm / --images narrow them):
+- `paper` (default): N1 and N2, L2.
+- `scale`: L2 on N1, N2, S1 = 784-100-10, S2 = 784-200-10, S3 = 784-100-100-10, and Linf and L1
+  on N1, N2, S1, each image by the default scheme and cross-checked by the other one (L2: bnb,
+  checked by the Pyomo + HiGHS MIP; Linf / L1: the MIP, checked by bnb).
+
+Rows go through the results store (resumable: finished rows are never recomputed, a
+`time_limit` row is retried with a larger --time-limit); a cross-check row is keyed by its
+scheme (`options` method='mip' or method='bnb'). The table (Markdown beside the CSV) gives per
+network and norm: images, proven optimal, median / max time, median unstable ReLUs and nodes,
+and where both schemes proved an image, how many agree to 1e-4 relative and the largest
+relative difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from minadv.verify import Status, norm_name, parse_norm
+
+from ..args import parse_images
+from ..machine import machine
+from ..runner import options_key, run_many
+from ..store import ResultStore
+
+AGREE = 1e-4  # relative: the exact solver's default gap
+
+
+@dataclass(frozen=True)
+class Case:
+    """One network and norm of a suite; `cross` runs the other exact scheme too."""
+
+    net: str
+    norm: str
+    cross: bool
+
+
+SCALE_L2 = ("N1", "N2", "S1", "S2", "S3")
+SCALE_LINF_L1 = ("N1", "N2", "S1")
+SUITES = {
+    "paper": tuple(Case(net, "2", False) for net in ("N1", "N2")),
+    "scale": (*(Case(net, "2", True) for net in SCALE_L2),
+              *(Case(net, norm, True) for norm in ("inf", "1") for net in SCALE_LINF_L1)),
+}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--suite", choices=sorted(SUITES), default="paper",
+                   help="paper: N1, N2 in L2; scale: L2 on N1, N2, S1-S3 and Linf / L1 on N1, N2, S1, cross-checked")
+    p.add_argument("--nets", nargs="+", help="only these networks of the suite (with paper: any names or paths)")
+    p.add_argument("--images", type=parse_images, default=parse_images("0:50"))
+    p.add_argument("--norm", help="only this norm of the suite (with paper: any of 2, inf, 1; default 2)")
+    p.add_argument("--method", default="auto", choices=["auto", "bnb", "mip"], help="the scheme of the main rows")
+    p.add_argument("--cross-check", action="store_true", help="also run the other scheme (the scale suite does)")
+    p.add_argument("--time-limit", type=float, default=300.0)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("results/bench_exact.csv"))
+
+
+def cases(suite: str, nets: list[str] | None, norm: str | None, cross_check: bool) -> list[Case]:
+    """The suite's cases, narrowed to `nets` / `norm`; with `paper`, nets and norm may be any."""
+    p = norm_name(parse_norm(norm)) if norm is not None else None
+    if suite == "paper":
+        chosen = [Case(net, p or "2", False) for net in (nets or [c.net for c in SUITES["paper"]])]
+    else:
+        chosen = [c for c in SUITES[suite] if (not nets or c.net in nets) and (p is None or c.norm == p)]
+    return [Case(c.net, c.norm, c.cross or cross_check) for c in chosen]
+
+
+def schemes(method: str, norm: str) -> tuple[str, str]:
+    """(the scheme `method` runs, the other one, which cross-checks it); auto is bnb for L2, else the MIP."""
+    main = method if method != "auto" else ("bnb" if norm == "2" else "mip")
+    return main, "mip" if main == "bnb" else "bnb"
+
+
+def summary(frame: pd.DataFrame, method: str) -> str:
+    """Markdown: per network and norm, the statistics of the rows run with `method` and the
+    cross-check column (the rows of the other scheme, where both proved the image)."""
+    head = ("| net | norm | images | proven optimal | median time (s) | max time (s) | median unstable "
+            "| median nodes | both schemes proven: agree to 1e-4 (max rel. diff) |")
+    lines = [head, "|" + " --- |" * 9]
+    for (net, norm), g in frame.groupby(["net", "norm"], sort=False):
+        main, other = (options_key("mip", {"method": s}) for s in (method, schemes(method, norm)[1]))
+        rows = g[g.options == main]
+        if rows.empty:
+            continue
+        proven = rows[rows.status == Status.OPTIMAL.value].set_index("image").value
+        checked = g[(g.options == other) & (g.status == Status.OPTIMAL.value)].set_index("image").value
+        both = proven.index.intersection(checked.index)
+        diffs = [abs(proven[i] - checked[i]) / max(abs(proven[i]), abs(checked[i]), 1e-12) for i in both]
+        check = f"{sum(d <= AGREE for d in diffs)}/{len(diffs)} ({max(diffs):.1e})" if diffs else "-"
+        lines.append(
+            f"| {net} | L{norm} | {len(rows)} | {len(proven)} | {rows.time_s.median():.2f} | {rows.time_s.max():.2f} | "
+            f"{rows.unstable.median():.0f} | {rows.nodes.median():.0f} | {check} |")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    todo = cases(args.suite, args.nets, args.norm, args.cross_check)
+    with ResultStore(args.out) as store:
+        for case in todo:
+            for scheme in (args.method, schemes(args.method, case.norm)[1]) if case.cross else (args.method,):
+                options = {"time_limit": args.time_limit, "method": scheme}
+                run_many(case.net, args.images, "mip", case.norm, store, options, jobs=args.jobs)
+        frame = store.frame
+    wanted = {(c.net, c.norm) for c in todo}
+    asked = np.array([(n, p) in wanted for n, p in zip(frame.net, frame.norm, strict=True)], dtype=bool)
+    frame = frame[asked & frame.image.isin(args.images)]
+    cols = ["net", "norm", "options", "image", "status", "value", "lower", "time_s", "unstable", "nodes"]
+    print(frame[cols].to_string(index=False))
+    table = summary(frame, args.method)
+    print(f"\n{table}\n\nmachine: {machine()}")
+    args.out.with_suffix(".md").write_text(f"{table}\n\nmachine: {machine()}\n")
+    return 0

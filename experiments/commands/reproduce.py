@@ -1,0 +1,96 @@
+"""`minadv reproduce`: Table 1 and Figure 1 of Croce & Hein (GCPR 2018) in one resumable command.
+
+For every network, first the exact L2 solver (`mip`: its optimum is every ratio's denominator),
+then every attack, one row per (net, image, method) in OUT/results.csv and the points in
+OUT/adv_<net>_<method>.npz (rows already there are kept, not recomputed, unless --force);
+then OUT/table1.{md,csv,tex} and OUT/figures/, from every method stored for those nets and
+images with this run's settings. A partial run (other nets, methods, images or time limit than
+the defaults) writes its tables and figures to OUT/partial/ instead, so that it never replaces
+those of the full run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from minadv.verify import InputError
+
+from ..args import format_images, parse_images
+from ..figures import figure_paths, write_figures
+from ..machine import machine
+from ..runner import EXACT_METHODS, method_names, options_key, run_many
+from ..store import ResultStore, check_writable
+from ..table1 import ratios, table1, table_paths, to_markdown, write_tables
+
+NETS, IMAGES, QUICK_IMAGES, TIME_LIMIT = ("N1", "N2"), "0:50", "0:5", 300.0
+# --quick: attack presets that finish in seconds (CW: 5 x 1000 steps instead of the paper's 20 x 10000)
+QUICK_OPTIONS = {"cw": {"binary_search_steps": 5, "steps": 1000}}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--nets", nargs="+", default=list(NETS), help="N1, N2 or model files (default N1 N2)")
+    p.add_argument("--images", type=parse_images, help=f"test images (default {IMAGES}; {QUICK_IMAGES} with --quick)")
+    p.add_argument("--methods", nargs="+", help="default: mip and every attack (mip always runs first)")
+    p.add_argument("--jobs", type=int, default=1, help="images in parallel (processes); default 1")
+    p.add_argument("--force", action="store_true", help="recompute rows already in the results file (replaced)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"images {QUICK_IMAGES} and fast attack presets, written to results/quick/")
+    p.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="seconds per image for the exact solver")
+    p.add_argument("--out", type=Path,
+                   help="results folder, tables in it, figures in OUT/figures; a partial run's tables and figures "
+                        "in OUT/partial/ (default results/, or results/quick/ with --quick)")
+
+
+def methods_to_run(asked: list[str] | None) -> list[str]:
+    """The asked methods (default: all), exact ones first; an unknown name is an InputError."""
+    known = method_names()
+    asked = asked or known
+    unknown = [m for m in asked if m not in known]
+    if unknown:
+        raise InputError(f"unknown method {', '.join(unknown)}; known: {', '.join(known)}")
+    return sorted(dict.fromkeys(asked), key=lambda m: m not in EXACT_METHODS)
+
+
+def net_label(net: str) -> str:
+    """N1 -> N1, models/my_net.pt -> my_net (the label in results and file names)."""
+    return Path(net).stem
+
+
+def method_options(method: str, args) -> dict:
+    """The options of `method` in this run: the time limit (exact), the --quick presets."""
+    options = {"time_limit": args.time_limit} if method in EXACT_METHODS else {}
+    return options | (QUICK_OPTIONS.get(method, {}) if args.quick else {})
+
+
+def run(args) -> int:
+    out = args.out or Path("results/quick" if args.quick else "results")
+    default_images = parse_images(QUICK_IMAGES if args.quick else IMAGES)
+    images = list(dict.fromkeys(args.images or default_images))
+    methods = methods_to_run(args.methods)
+    partial = (sorted(args.nets) != sorted(NETS) or set(methods) != set(method_names())
+               or images != default_images or args.time_limit != TIME_LIMIT)
+    tables = out / "partial" if partial else out
+    start = time.perf_counter()
+    with ResultStore(out / "results.csv"):  # one run at a time on OUT, held to the end
+        check_writable(*table_paths(tables), *figure_paths(tables / "figures"))
+        for method in methods:
+            for net in args.nets:
+                label = net_label(net)
+                with ResultStore(out / "results.csv", out / f"adv_{label}_{method}.npz") as store:
+                    run_many(net, images, method, "2", store, method_options(method, args), jobs=args.jobs,
+                             force=args.force, net_label=label)
+        wall = time.perf_counter() - start
+        with ResultStore(out / "results.csv") as store:
+            frame = store.frame
+        labels = [net_label(n) for n in args.nets]
+        settings = {m: options_key(m, method_options(m, args)) for m in method_names()}
+        frame = frame[frame.net.isin(labels) & frame.image.isin(images) & (frame.norm == "2")
+                      & (frame.options == frame.method.map(settings))]
+        table = table1(frame)
+        note = (f"ratio = ||delta_method||_2 / ||delta_MIP||_2 on the images with a proven optimum where the method "
+                f"found a point; matched: ratio <= 1 + 1e-4. {len(images)} test images ({format_images(images)}); "
+                f"sum of per-image times {frame.time_s.sum():.0f} s; machine: {machine()}.")
+        paths = write_tables(table, tables, note) + write_figures(ratios(frame), labels, tables / "figures")
+    print(f"\n{to_markdown(table, note)}\nthis run: {wall:.0f} s wall time; wrote {', '.join(map(str, paths))}")
+    return 0

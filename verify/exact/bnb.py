@@ -1,0 +1,235 @@
+"""Exact minimal perturbation by best-first branch-and-bound over ReLU splits.
+
+Problem (1): min ||delta||_p s.t. x + delta in [0,1]^d and f_t(x+delta) >= f_c(x+delta)
+for some t != c. One queue holds nodes (t, partial activation pattern) of every target and
+shares one incumbent U (a verified adversarial point). A node's bound is the node problem of
+`exact.relaxation.node_qp` (triangle relaxation of its free ReLUs; a QP for p = 2 solved by
+`qp.reduced.solve_node` on a reduced problem of ~75 variables, an LP for p = 1, inf solved by HiGHS),
+certified by the explicit Lagrangian dual at the solver's multipliers (`qp.norm_dual_bound`). The
+search stops when the smallest open bound L satisfies U - L <= rel_gap * U.
+
+Incumbents: every node point x + delta* has a real activation pattern; problem (3) on that
+region (polytope module) gives a verified adversarial point (each region and target once).
+Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius).
+Bounds: first layer exact over box cap ball of radius U, later layers by back-substitution;
+recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs).
+Branching: the free ReLU whose chord row carries the largest multiplier times the triangle's
+height u(-l)/(u-l); if no chord row is active, the largest relaxation violation h - relu(g).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from ..bounds import crown
+from ..domain import Domain
+from ..network import ReluNetwork
+from ..qp import QPSolution, QPStatus, patterns, regions_of_patterns, solve_node, solve_norm
+from ..result import Counts, Stop
+from .incumbent import Incumbent, improve
+from .relaxation import NodeQP, node_qp, root_states
+
+
+@dataclass(order=True)
+class Node:
+    bound: float  # lower bound on ||delta||_2 over the node
+    seq: int
+    target: int = field(compare=False)
+    states: list[np.ndarray] = field(compare=False)
+    problem: NodeQP = field(compare=False)
+    sol: QPSolution = field(compare=False)
+
+
+class NodeSolver(StrEnum):
+    """How the node QPs are solved for p = 2 (other norms always use `solve_norm`)."""
+
+    REDUCED = "reduced"  # `qp.solve_node` on the small reduced problem (the default)
+    DAQP = "daqp"  # `qp.solve_norm`: DAQP on the full problem, the reference it was measured against
+
+
+class Branching(StrEnum):
+    """Which unstable neuron a node is split on."""
+
+    DUAL = "dual"  # largest dual-weighted effect on the node's bound (the default)
+    VIOLATION = "violation"  # largest violation of the relaxed ReLU at the node's point
+
+
+class BranchAndBound:
+    """One exact L2 search for image x of class c; `run` returns (lower bound, why it stopped),
+    the incumbent is in `inc`. `on_node`, when given, sees every node solved (benchmarks record
+    the node QPs through it)."""
+
+    def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, p: float = 2.0, *, targets=None,
+                 incumbent: Incumbent | None = None, radius: float = np.inf, rel_gap: float = 1e-4,
+                 retighten: float = 0.02, branching: Branching = Branching.DUAL, strong: int = 1,
+                 node_solver: NodeSolver = NodeSolver.REDUCED, on_node: Callable[[Node], None] | None = None):
+        self.net, self.x, self.c = net, x, c
+        self.node_solver, self.on_node = NodeSolver(node_solver), on_node
+        self.targets = net.other_classes(c) if targets is None else list(targets)
+        self.inc = incumbent or Incumbent()
+        self.radius = radius  # the domain: ||delta|| <= radius (inf: the whole box)
+        self.p, self.rel_gap, self.retighten = p, rel_gap, retighten
+        self.branching, self.strong = Branching(branching), strong  # score rule; candidates tried per split
+        self.counts = Counts()
+        self.seen: set[tuple[int, bytes]] = set()
+        self.seq = itertools.count()
+        self.pruned_min = np.inf  # smallest bound of a node pruned against the incumbent
+        self._tighten()
+
+    # --- bounds ----------------------------------------------------------------------
+    def _tighten(self) -> None:
+        self.bound_radius = min(self.inc.value, self.radius)
+        dom = Domain(self.x, self.p, self.bound_radius)
+        self.bounds = crown(self.net, dom)
+        self.box = (dom.delta_lo, dom.delta_hi)
+        self.root = root_states(self.bounds)
+        self.counts.unstable = self.bounds.n_unstable
+
+    def _merge(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
+        """A node's fixings on top of the current root states (stable neurons may have grown);
+        None when a fixing contradicts a root state: no point of the node lies in the ball."""
+        if any(((r >= 0) & (s >= 0) & (r != s)).any() for r, s in zip(self.root, states, strict=True)):
+            return None
+        return [np.where(r >= 0, r, s) for r, s in zip(self.root, states, strict=True)]
+
+    # --- incumbents ------------------------------------------------------------------
+    def offer(self, point: np.ndarray, t_hint: int) -> None:
+        """Take a candidate point if it passes the float64 check and beats the incumbent."""
+        self.inc = improve(self.net, self.x, self.c, self.p, self.inc, point, self.radius)
+        if self.inc.value < (1 - self.retighten) * self.bound_radius:
+            self._tighten()
+
+    def _region_qp(self, point: np.ndarray, t: int) -> None:
+        """Problem (3) for target t on the region of `point` (each region and target once)."""
+        active = patterns(self.net, point)
+        key = (t, np.packbits(active.numpy()).tobytes())
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.counts.regions += 1
+        self.counts.qp_solves += 1
+        sol = solve_norm(regions_of_patterns(self.net, active).qp(0, self.x, self.c, t), self.p)
+        if sol.status == QPStatus.OPTIMAL:
+            self.offer(self.x + sol.v, t)
+
+    # --- nodes -----------------------------------------------------------------------
+    def _threshold(self) -> float:
+        return min(self.inc.value * (1 - self.rel_gap), self.radius)
+
+    def _prune(self, bound: float) -> bool:
+        """True when a node with this bound cannot improve the incumbent by more than the gap;
+        the smallest such bound is kept: it is part of the final lower bound."""
+        if bound < self._threshold():
+            return False
+        self.pruned_min = min(self.pruned_min, bound)
+        self.counts.pruned += 1
+        return True
+
+    def _solve_node(self, t: int, states: list[np.ndarray], parent: Node | None) -> Node | None:
+        """The node's QP bound (None: infeasible, or contradicted by the root bounds)."""
+        states = self._merge(states)
+        if states is None:
+            return None
+        problem = node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box)
+        if self.p == 2 and self.node_solver == NodeSolver.REDUCED:
+            sol = solve_node(problem.qp, problem.basis)
+        else:
+            sol = solve_norm(problem.qp, self.p)
+        self.counts.qp_solves += 1
+        self.counts.nodes += 1
+        if sol.status == QPStatus.INFEASIBLE:
+            return None
+        inherited = parent.bound if parent else 0.0
+        bound = max(sol.lower, inherited) if sol.status == QPStatus.OPTIMAL else inherited
+        node = Node(bound, next(self.seq), t, states, problem, sol)
+        if self.on_node is not None:
+            self.on_node(node)
+        return node
+
+    def _accept(self, node: Node) -> bool:
+        """Search the node's point for incumbents; False when the node can be pruned."""
+        if self._prune(node.bound):
+            return False
+        if node.sol.status == QPStatus.OPTIMAL:
+            point = self.x + node.sol.v[: self.net.n_inputs]
+            self.offer(point, node.target)
+            self._region_qp(point, node.target)
+        return not self._prune(node.bound)
+
+    def _scores(self, node: Node) -> np.ndarray:
+        """Branching scores of the node's free ReLUs (see module docstring)."""
+        free = node.problem.free
+        if node.sol.status != QPStatus.OPTIMAL:
+            return np.arange(len(free), 0, -1, dtype=float)
+        d = self.net.n_inputs
+        v = node.sol.v
+        g = np.array([node.problem.pre[k][0][j] @ v + node.problem.pre[k][1][j] for k, j in free])
+        violation = v[d:] - np.maximum(g, 0.0)
+        if self.branching == Branching.VIOLATION:
+            return violation
+        l = np.array([self.bounds.lower[k][j] for k, j in free])
+        u = np.array([self.bounds.upper[k][j] for k, j in free])
+        lam = np.maximum(node.sol.lam[node.problem.upper_rows], 0.0)
+        score = lam * u * np.maximum(-l, 0) / np.maximum(u - l, 1e-12)
+        return score if score.max() > 0 else violation
+
+    def _split(self, node: Node, neuron: tuple[int, int]) -> list[Node | None]:
+        k, j = neuron
+        kids = []
+        for state in (0, 1):
+            states = [s.copy() for s in node.states]
+            states[k][j] = state
+            kids.append(self._solve_node(node.target, states, node))
+        return kids
+
+    def _children(self, node: Node) -> list[Node] | None:
+        """The accepted children of the best split, or None when no free ReLU is left."""
+        free = node.problem.free
+        if not free:
+            return None
+        order = np.argsort(-self._scores(node), kind="stable")
+        tries = self.strong if node.sol.status == QPStatus.OPTIMAL else 1
+        best, best_key = None, None
+        for i in order[:tries]:
+            kids = self._split(node, free[i])
+            bounds = sorted(kid.bound if kid else np.inf for kid in kids)
+            key = (bounds[0], bounds[1])
+            if best is None or key > best_key:
+                best, best_key = kids, key
+        return [kid for kid in best if kid is not None and self._accept(kid)]
+
+    # --- search ----------------------------------------------------------------------
+    def run(self, time_limit: float = np.inf) -> tuple[float, Stop]:
+        """(lower bound, why it stopped): DONE when the queue is empty (every node pruned against
+        the incumbent or the radius, or infeasible), TIME_LIMIT with the smallest open bound."""
+        start = time.perf_counter()
+        queue: list[Node] = []
+        for t in self.targets:
+            node = self._solve_node(t, [s.copy() for s in self.root], None)
+            if node is not None and self._accept(node):
+                heapq.heappush(queue, node)
+        stuck = np.inf  # smallest bound of a node that could not be split further
+        timed_out = False
+        while queue:
+            if time.perf_counter() - start > time_limit:
+                timed_out = True
+                break
+            node = heapq.heappop(queue)
+            if self._prune(node.bound):
+                continue
+            children = self._children(node)
+            if children is None:  # a fully fixed node whose QP failed: its bound cannot improve
+                stuck = min(stuck, node.bound)
+                continue
+            for child in children:
+                heapq.heappush(queue, child)
+        open_bound = min((n.bound for n in queue), default=np.inf)
+        lower = min(open_bound, stuck, self.pruned_min, self.inc.value, self.radius)
+        return lower, Stop.TIME_LIMIT if timed_out else Stop.DONE

@@ -1,0 +1,114 @@
+"""The node problem of the ReLU branch-and-bound over a partial activation pattern.
+
+For class c, target t, root bounds l <= g_j <= u and a state per hidden neuron
+(1 active, 0 inactive, -1 free), with v = (delta, h_free):
+
+    minimise ||delta||_p   (p = 2: a convex QP; p = 1, inf: an LP)
+    s.t.  x + delta in [0,1]^d,
+          active neurons:   h_j = g_j(v)  (and g_j >= 0 where the bounds do not imply it),
+          inactive neurons: h_j = 0       (and g_j <= 0 where not implied),
+          free neurons:     h_j >= 0, h_j >= g_j, h_j <= u_j (g_j - l_j) / (u_j - l_j), h_j <= u_j
+                            (the triangle relaxation: Ehlers 2017),
+          layers >= 2:      l_j <= g_j(v) <= u_j (valid for every real point, tightens the relaxation),
+          f_t(v) - f_c(v) >= 0.
+
+With every neuron fixed this is problem (3) on one region; a free neuron's triangle is the
+convex hull of its ReLU on [l, u], so the optimum is a lower bound for every completion.
+Rows implied by the first-layer bounds are left out: those bounds hold on the whole
+ball of radius r, and a node whose optimum leaves that ball is pruned anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bounds import Bounds
+from ..network import ReluNetwork
+from ..qp import BoxQP
+
+
+@dataclass(frozen=True)
+class NodeQP:
+    qp: BoxQP
+    free: list[tuple[int, int]]  # (layer, neuron) of each relaxed ReLU, in variable order after delta
+    upper_rows: np.ndarray  # row index of each free neuron's upper (chord) constraint
+    pre: list[tuple[np.ndarray, np.ndarray]]  # per layer: g(v) = M v + m
+    basis: tuple[np.ndarray, np.ndarray] | None = None  # (C, W_1) with qp.A[:, :d] = C @ W_1 (`nodeqp`)
+
+
+def root_states(bounds: Bounds) -> list[np.ndarray]:
+    """1 for stable active (l >= 0), 0 for stable inactive (u <= 0), -1 for unstable."""
+    return [np.where(l >= 0, 1, np.where(u <= 0, 0, -1)).astype(np.int8)
+            for l, u in zip(bounds.lower, bounds.upper, strict=True)]
+
+
+def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, states: list[np.ndarray],
+            box: tuple[np.ndarray, np.ndarray] | None = None) -> NodeQP:
+    """box: bounds on delta (default: x + delta in [0,1]^d; Linf domains cap it at the radius)."""
+    d = net.n_inputs
+    n_free = int(sum((s < 0).sum() for s in states))
+    N = d + n_free
+    rows: list[np.ndarray] = []
+    crows: list[np.ndarray] = []  # the pixel part of each row block in the basis W_1: rows[i][:, :d] = crows[i] @ W_1
+    rhs: list[float] = []
+    upper_rows: list[int] = []
+    free: list[tuple[int, int]] = []
+    pre: list[tuple[np.ndarray, np.ndarray]] = []
+    # g^(1)(v) = W1 (x + delta) + b1
+    M = np.zeros((net.weights[0].shape[0], N))
+    M[:, :d] = net.weights[0]
+    m = net.weights[0] @ x + net.biases[0]
+    Mc = np.eye(M.shape[0])  # M[:, :d] = Mc @ W_1
+    hl = np.zeros(N)
+    hu = np.zeros(N)
+    for k, (s, l, u) in enumerate(zip(states, bounds.lower, bounds.upper, strict=True)):
+        pre.append((M, m))
+        if k > 0:  # l <= g <= u for layers >= 2
+            rows += [M, -M]
+            crows += [Mc, -Mc]
+            rhs += [u - m, m - l]
+        H = np.zeros_like(M)
+        Hc = np.zeros_like(Mc)
+        h0 = np.zeros_like(m)
+        for j in np.flatnonzero(s == 1):
+            H[j], Hc[j], h0[j] = M[j], Mc[j], m[j]
+        fix_on = (s == 1) & (l < 0)
+        fix_off = (s == 0) & (u > 0)
+        if fix_on.any():  # fixed by branching: g >= 0
+            rows.append(-M[fix_on])
+            crows.append(-Mc[fix_on])
+            rhs.append(m[fix_on])
+        if fix_off.any():  # g <= 0
+            rows.append(M[fix_off])
+            crows.append(Mc[fix_off])
+            rhs.append(-m[fix_off])
+        for j in np.flatnonzero(s < 0):
+            col = d + len(free)
+            free.append((k, j))
+            e = np.zeros(N)
+            e[col] = 1.0
+            slope = u[j] / (u[j] - l[j])
+            rows.append((M[j] - e)[None])  # g_j - h_j <= 0
+            crows.append(Mc[j][None])
+            rhs.append(np.array([-m[j]]))
+            upper_rows.append(sum(len(r) for r in rows))
+            rows.append((e - slope * M[j])[None])  # h_j - slope (g_j - l_j) <= 0
+            crows.append(-slope * Mc[j][None])
+            rhs.append(np.array([slope * (m[j] - l[j])]))
+            hu[col] = u[j]
+            H[j] = e
+        W, b = net.weights[k + 1], net.biases[k + 1]
+        M, Mc, m = W @ H, W @ Hc, W @ h0 + b
+    # f_t - f_c >= 0
+    rows.append((M[c] - M[t])[None])
+    crows.append((Mc[c] - Mc[t])[None])
+    rhs.append(np.array([m[t] - m[c]]))
+    A = np.vstack(rows)
+    b = np.concatenate([np.atleast_1d(r) for r in rhs])
+    dlo, dhi = box if box is not None else (-x, 1.0 - x)
+    lo = np.r_[dlo, hl[d:]]
+    hi = np.r_[dhi, hu[d:]]
+    return NodeQP(BoxQP(A, b, lo, hi, n=d), free, np.array(upper_rows, dtype=int), pre,
+                  (np.vstack(crows), net.weights[0]))
