@@ -18,6 +18,7 @@ COMMANDS = {
     "summary": ("minadv.experiments.summary", "accuracy and linear-region statistics of N1/N2 on test images"),
     "exact": ("minadv.experiments.exact_cmd", "proven minimal adversarial perturbations (L2, Linf, L1)"),
     "attack": ("minadv.experiments.attack_cmd", "run rLR-QP or a baseline (deepfool, cw, lbfgs) on test images"),
+    "certify": ("minadv.experiments.certify_cmd", "fill a certificate folder for the pytest plugin (minadv.testing)"),
     "vnnlib": ("minadv.experiments.vnnlib_cmd", "decide a VNN-LIB robustness property: sat / unsat / timeout"),
     "bench": ("minadv.experiments.bench_cmd", "benchmarks: per-image time and quality on the first test images"),
     "reproduce": ("minadv.experiments.reproduce", "Table 1 and Figure 1: exact solver and attacks on N1/N2"),
