@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import hypothesis  # noqa: F401 (see below)
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,8 @@ import minadv.testing.certificates as certificates
 from minadv.experiments.data import cache_dir
 from minadv.testing.certificates import _sha256
 
+# hypothesis is imported above, before pytester's runs: an in-process run drops the modules it imported,
+# and hypothesis's own pytest plugin imported it again in every run (with assertion rewriting: 4 s or more)
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_CACHE = cache_dir()  # read now: pytester points HOME, and with it the default cache, at its tmp folder
 INI = "[pytest]\nminadv_certificates = certs\n"
