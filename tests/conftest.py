@@ -6,6 +6,8 @@ import torch
 from minadv.experiments.data import mnist
 from minadv.experiments.models import load
 
+pytest_plugins = ["pytester"]  # tests/test_plugin.py runs users' test files against the minadv plugin
+
 # The VNN-COMP 2021 MNIST benchmark, read from ../shared beside the project (never copied into it).
 MNISTFC = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp2021-mnistfc"
 

@@ -1,5 +1,5 @@
-"""The package layout as rules that can fail: one direction of imports (experiments -> attacks ->
-verify; inside verify: the core modules, then io -> qp -> bounds -> exact -> decide), no import
+"""The package layout as rules that can fail: one direction of imports (testing -> experiments ->
+attacks -> verify; inside verify: the core modules, then io -> qp -> bounds -> exact -> decide), no import
 cycles, and attacks / experiments use only the public names of the packages below them."""
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"verify": "minadv.verify", "attacks": "minadv.attacks", "experiments": "minadv.experiments"}
+PACKAGES = {"verify": "minadv.verify", "attacks": "minadv.attacks", "experiments": "minadv.experiments",
+            "testing": "minadv.testing"}
 # sub-packages of verify, lowest first: each may import only the core and those before it
 VERIFY_ORDER = ["io", "qp", "bounds", "exact", "decide"]
-LAYERS = ["verify", "attacks", "experiments"]
+LAYERS = ["verify", "attacks", "experiments", "testing"]
+# the library packages: a layer above imports them only by package and only names in their __all__;
+# experiments is the application (commands, data, models): above it, only its non-private names
+LIBRARIES = {"verify", "attacks"}
 
 
 def _modules() -> dict[str, Path]:
@@ -127,10 +131,11 @@ def test_imports_go_one_way():
     assert wrong == []
 
 
-@pytest.mark.parametrize("layer", ["attacks", "experiments"])
+@pytest.mark.parametrize("layer", ["attacks", "experiments", "testing"])
 def test_upper_layers_use_only_public_names_of_the_packages_below(layer):
-    """attacks and experiments import from minadv.verify, its sub-packages and minadv.attacks only
-    by package (never a module inside one) and only names in that package's __all__."""
+    """attacks, experiments and testing import from minadv.verify, its sub-packages and
+    minadv.attacks only by package (never a module inside one) and only names in that package's
+    __all__; from experiments, no private names."""
     wrong = []
     for name, path in MODULES.items():
         if not name.startswith(f"minadv.{layer}"):
@@ -138,6 +143,9 @@ def test_upper_layers_use_only_public_names_of_the_packages_below(layer):
         for module, names in _imports(name, path):
             below = module.split(".")[1]
             if below == layer:
+                continue
+            if below not in LIBRARIES:
+                wrong += [f"{name} imports {module}.{n} (private)" for n in names if n.startswith("_")]
                 continue
             if module not in MODULES or MODULES[module].name != "__init__.py":
                 wrong.append(f"{name} imports module {module}")
