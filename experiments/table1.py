@@ -16,6 +16,8 @@ import pandas as pd
 
 from minadv.verify import REL_GAP, Status
 
+from .tables import markdown
+
 REFERENCE = "mip"
 MATCHED = 1 + REL_GAP  # a ratio up to this counts as the optimum found (the solver's own tolerance)
 ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw")
@@ -88,16 +90,16 @@ def _num(v: float, fmt: str, missing: str) -> str:
 
 def to_markdown(table: pd.DataFrame, note: str = "") -> str:
     """The table for the README, the paper's mean / max ratio in the last column."""
-    lines = ["| net | method | images | mean ratio | max ratio | matched optimum | failed | MIP not optimal | "
-             "mean time (s) | paper: mean / max ratio |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for t in table.itertuples():
-        paper = "–" if pd.isna(t.paper_mean_ratio) else f"{t.paper_mean_ratio:.4f} / {t.paper_max_ratio:.4f}"
-        lines.append(
-            f"| {t.net} | {label(t.method)} | {t.images} | {_num(t.mean_ratio, '.4f', '–')} | "
-            f"{_num(t.max_ratio, '.4f', '–')} | {t.n_matched} | {t.n_failed} | {t.n_not_optimal} | "
-            f"{t.mean_time_s:.2f} | {paper} |")
-    return "\n".join(lines) + (f"\n\n{note}" if note else "") + "\n"
+    shown = pd.DataFrame({
+        "net": table.net, "method": table.method.map(label), "images": table.images,
+        "mean ratio": [_num(v, ".4f", "–") for v in table.mean_ratio],
+        "max ratio": [_num(v, ".4f", "–") for v in table.max_ratio],
+        "matched optimum": table.n_matched, "failed": table.n_failed, "MIP not optimal": table.n_not_optimal,
+        "mean time (s)": [f"{v:.2f}" for v in table.mean_time_s],
+        "paper: mean / max ratio": ["–" if pd.isna(m) else f"{m:.4f} / {x:.4f}"
+                                    for m, x in zip(table.paper_mean_ratio, table.paper_max_ratio, strict=True)],
+    })
+    return markdown(shown, note, right=8) + "\n"
 
 
 def _tex(s: str) -> str:

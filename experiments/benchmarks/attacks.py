@@ -27,6 +27,7 @@ from ..args import parse_images
 from ..machine import machine
 from ..runner import run_many
 from ..store import ResultStore
+from ..tables import markdown
 
 REACHED = 1 + 1e-4  # the exact solver stops at (upper - lower) <= 1e-4 * upper
 
@@ -57,18 +58,21 @@ def with_ratios(frame: pd.DataFrame, exact: Path) -> pd.DataFrame:
 
 
 def summary(frame: pd.DataFrame) -> str:
-    lines = ["| net | method | images | found | median time (s) | max time (s) | median L2 | ratio to optimum: "
-             "median / max / reached | median regions / QPs / pruned |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for (net, method), g in frame.groupby(["net", "method"], sort=True):
         found = g[g.status == "found"]
         r = found.ratio.dropna()
-        ratio = f"{r.median():.4f} / {r.max():.4f} / {(r <= REACHED).sum()} of {len(r)}" if len(r) else "-"
-        work = (f"{found.regions.median():.0f} / {found.qp_solves.median():.0f} / {found.pruned.median():.0f}"
-                if method == "rlrqp" else "-")
-        lines.append(f"| {net} | {method} | {len(g)} | {len(found)} | {g.time_s.median():.3f} | {g.time_s.max():.3f} | "
-                     f"{found.value.median():.4f} | {ratio} | {work} |")
-    return "\n".join(lines)
+        rows.append({
+            "net": net, "method": method, "images": len(g), "found": len(found),
+            "median time (s)": f"{g.time_s.median():.3f}", "max time (s)": f"{g.time_s.max():.3f}",
+            "median L2": f"{found.value.median():.4f}",
+            "ratio to optimum: median / max / reached":
+                f"{r.median():.4f} / {r.max():.4f} / {(r <= REACHED).sum()} of {len(r)}" if len(r) else "-",
+            "median regions / QPs / pruned":
+                (f"{found.regions.median():.0f} / {found.qp_solves.median():.0f} / {found.pruned.median():.0f}"
+                 if method == "rlrqp" else "-"),
+        })
+    return markdown(pd.DataFrame(rows))
 
 
 def run(args) -> int:

@@ -31,6 +31,7 @@ from ..args import parse_images
 from ..machine import machine
 from ..runner import options_key, run_many
 from ..store import ResultStore
+from ..tables import markdown
 
 AGREE = 1e-4  # relative: the exact solver's default gap
 
@@ -82,12 +83,14 @@ def schemes(method: str, norm: str) -> tuple[str, str]:
     return main, "mip" if main == "bnb" else "bnb"
 
 
+SUMMARY_COLUMNS = ["net", "norm", "images", "proven optimal", "median time (s)", "max time (s)", "median unstable",
+                   "median nodes", "both schemes proven: agree to 1e-4 (max rel. diff)"]
+
+
 def summary(frame: pd.DataFrame, method: str) -> str:
     """Markdown: per network and norm, the statistics of the rows run with `method` and the
     cross-check column (the rows of the other scheme, where both proved the image)."""
-    head = ("| net | norm | images | proven optimal | median time (s) | max time (s) | median unstable "
-            "| median nodes | both schemes proven: agree to 1e-4 (max rel. diff) |")
-    lines = [head, "|" + " --- |" * 9]
+    rows_out = []
     for (net, norm), g in frame.groupby(["net", "norm"], sort=False):
         main, other = (options_key("mip", {"method": s}) for s in (method, schemes(method, norm)[1]))
         rows = g[g.options == main]
@@ -97,11 +100,14 @@ def summary(frame: pd.DataFrame, method: str) -> str:
         checked = g[(g.options == other) & (g.status == Status.OPTIMAL.value)].set_index("image").value
         both = proven.index.intersection(checked.index)
         diffs = [abs(proven[i] - checked[i]) / max(abs(proven[i]), abs(checked[i]), 1e-12) for i in both]
-        check = f"{sum(d <= AGREE for d in diffs)}/{len(diffs)} ({max(diffs):.1e})" if diffs else "-"
-        lines.append(
-            f"| {net} | L{norm} | {len(rows)} | {len(proven)} | {rows.time_s.median():.2f} | {rows.time_s.max():.2f} | "
-            f"{rows.unstable.median():.0f} | {rows.nodes.median():.0f} | {check} |")
-    return "\n".join(lines)
+        rows_out.append({
+            "net": net, "norm": f"L{norm}", "images": len(rows), "proven optimal": len(proven),
+            "median time (s)": f"{rows.time_s.median():.2f}", "max time (s)": f"{rows.time_s.max():.2f}",
+            "median unstable": f"{rows.unstable.median():.0f}", "median nodes": f"{rows.nodes.median():.0f}",
+            "both schemes proven: agree to 1e-4 (max rel. diff)":
+                f"{sum(d <= AGREE for d in diffs)}/{len(diffs)} ({max(diffs):.1e})" if diffs else "-",
+        })
+    return markdown(pd.DataFrame(rows_out, columns=SUMMARY_COLUMNS))
 
 
 def run(args) -> int:

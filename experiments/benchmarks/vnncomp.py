@@ -43,6 +43,7 @@ from minadv.verify import (
 )
 
 from ..machine import machine
+from ..tables import markdown
 from ..vnncomp import Answer, decide, linf_attack
 
 COLUMNS = ["network", "property", "eps", "timeout_s", "limit_s", "method", "answer", "time_s", "stage", "unstable",
@@ -80,14 +81,13 @@ def instances(folder: Path) -> list[tuple[str, str, float]]:
 
 
 def summary(frame: pd.DataFrame) -> str:
-    lines = ["| network | instances | decided | sat | unsat | timeout | median time (s) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for net, g in list(frame.groupby("network")) + [("all", frame)]:
         dec = g.answer != Answer.TIMEOUT
-        lines.append(f"| {net} | {len(g)} | {dec.sum()} | {(g.answer == Answer.SAT).sum()} | "
-                     f"{(g.answer == Answer.UNSAT).sum()} | "
-                     f"{(~dec).sum()} | {g.time_s.median():.1f} |")
-    return "\n".join(lines)
+        rows.append({"network": net, "instances": len(g), "decided": dec.sum(), "sat": (g.answer == Answer.SAT).sum(),
+                     "unsat": (g.answer == Answer.UNSAT).sum(), "timeout": (~dec).sum(),
+                     "median time (s)": f"{g.time_s.median():.1f}"})
+    return markdown(pd.DataFrame(rows))
 
 
 def _needs_decision(row, limit: float, method: str) -> bool:
@@ -127,13 +127,16 @@ def _listed(targets, answer: Answer) -> str:
     return " ".join(map(str, targets)) or ("none" if answer == Answer.TIMEOUT else "")
 
 
+INSTANCE_COLUMNS = ["network", "property", "answer", "time (s)", "limit (s)", "search", "decided by / open targets",
+                    "d* (Linf)"]
+
+
 def instance_table(frame: pd.DataFrame) -> str:
     """One line per instance (grouped by network, in the order they were run): answer, time, the
     time limit and search method it ran with, what decided it (for a timeout: the targets
     searched and left open and those not reached, '?' in rows written before they were
     recorded), and d* (or its bounds) where computed."""
-    lines = ["| network | property | answer | time (s) | limit (s) | search | decided by / open targets | d* (Linf) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for r in frame.sort_values("network", kind="stable").itertuples():
         if r.dstar_status == Status.OPTIMAL:
             dstar = f"{r.dstar:.5f}"
@@ -148,9 +151,10 @@ def instance_table(frame: pd.DataFrame) -> str:
             stage = f"open: {r.open_targets}"
             if isinstance(r.unreached_targets, str):
                 stage += f"; not reached: {r.unreached_targets}"
-        lines.append(f"| {r.network.removesuffix('.onnx')} | {r.property.removesuffix('.vnnlib')} | {r.answer} | "
-                     f"{r.time_s:.1f} | {r.limit_s:g} | {r.method} | {stage} | {dstar} |")
-    return "\n".join(lines)
+        rows.append({"network": r.network.removesuffix(".onnx"), "property": r.property.removesuffix(".vnnlib"),
+                     "answer": r.answer, "time (s)": f"{r.time_s:.1f}", "limit (s)": f"{r.limit_s:g}",
+                     "search": r.method, "decided by / open targets": stage, "d* (Linf)": dstar})
+    return markdown(pd.DataFrame(rows, columns=INSTANCE_COLUMNS))
 
 
 def run(args) -> int:
