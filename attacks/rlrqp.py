@@ -8,18 +8,32 @@ convex QP (3) (`minadv.verify.fastqp.RegionQPs`, batched over regions and target
     delta <- the better of (2) on Q(x) and the warm start; u <- ||delta||; S <- n1 copies
     for a1 = 1..n4:
         exploration, n3 rounds: for i = 1..n1, j = 1..n2: y = x + S_i + eps, eps in B(0, u/a1);
-            delta_temp <- (2) on Q(y); S_m = argmax_m ||S_m||:
-            if ||delta_temp|| < alpha u and ||delta_temp|| < ||S_m||: S_m <- delta_temp
-            if ||delta_temp|| < u: delta <- delta_temp, u <- ||delta_temp||
-              (the paper prints "delta <- delta_0" here, a typo: the new best is delta_temp)
-        local search: n2 points y = x + delta + eps, eps in B(0, u/a1); keep the best.
+            delta_temp <- (2) on Q(y); offer(delta_temp)
+        local search: n2 points y = x + delta + eps, eps in B(0, u/a1); offer each result
+
+    offer(delta_temp) (lines 15-17 and 25-27):
+        if ||delta_temp|| < u: delta <- delta_temp, u <- ||delta_temp||
+          (the paper prints "delta <- delta_0" here, a typo: the new best is delta_temp)
+        S_m = argmax_m ||S_m||: if ||delta_temp|| < alpha u and ||delta_temp|| < ||S_m||: S_m <- delta_temp
 
 eps has a direction uniform on the sphere and a radius uniform in [0, u/a1]. Batching: the
-n1 * n2 points of a round are drawn from S and u at the start of the round and their QPs
-solved together; the results are then applied one by one in the paper's order. A region is
-never solved twice (its activation pattern is hashed), and a QP is pruned once a lower
-bound reaches the smallest norm that could still change S or delta (min(alpha u, max ||S||)
-in exploration, u in local search), so pruning never changes the outcome.
+n1 * n2 points of a round (the n2 of a local search) are drawn from S, delta and u at its start
+and their QPs solved together; the results are then offered one by one in the paper's order.
+A region is never solved twice (its activation pattern is hashed), and a QP is pruned once a
+lower bound reaches min(alpha u, max ||S||), the smallest norm that could still change S or
+delta (every member of S is >= u, since a member enters S only when it is >= the u it sets),
+so pruning never changes the outcome.
+
+Starts (`Start`): `paper` is Algorithm 1 as printed. `per_target` (beyond the paper) keeps the
+algorithm but seeds S with one point per target class t: a boundary point of f_t = f_c reached
+from x (`target_boundary`), its region's problem (2) solved, then moved down through adjacent
+regions (`_Explorer.descend`: the regions across the NEAREST hyperplanes nearest to the point,
+while one of them is lower). S holds the n1 smallest of these and delta that are below alpha u
+(padded with copies of delta), delta the best of them. Why: the paper's S starts in one class's
+valley, and random points around it (radius up to u, in hundreds of dimensions) almost never
+reach a smaller optimum of another class 0.5 or more away; members of S in other valleys are
+the first to be replaced, before the smaller radii of later a1 search around them, so each
+start is first brought to the bottom of its own valley.
 
 Warm start: DeepFool (Foolbox, the paper's settings), then bisection on the segment
 x -> x + delta_DF for the boundary; if DeepFool fails, the segment from x to the all-zero
@@ -35,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from minadv.verify import Counts, ReluNetwork, check, patterns, push_across
+from minadv.verify import Counts, ReluNetwork, check, patterns, push_across, regions_at
 from minadv.verify.fastqp import RegionQPs
 from minadv.verify.workingset import WorkingSetQPs
 
@@ -43,6 +57,14 @@ from .base import Attack
 from .deepfool import DeepFool
 
 TARGETS = ("all", "warm")
+
+
+class Start(StrEnum):
+    """How the set S starts: `paper` (n1 copies of the best of the warm start and Q(x), as in
+    Algorithm 1) or `per_target` (also one point per target class; see the module docstring)."""
+
+    PAPER = "paper"
+    PER_TARGET = "per_target"
 
 
 class Solver(StrEnum):
@@ -56,6 +78,7 @@ class Solver(StrEnum):
     WORKINGSET = "workingset"
 
 
+NEAREST = 3  # per_target's descent: adjacent regions tried per step (across the nearest hyperplanes)
 DENSE_MAX_HIDDEN = 256  # fastqp's pair table is h^2/2 x d (h = first layer width): 3.3 GB at h = 1024
 
 
@@ -82,19 +105,98 @@ def region_solver(net: ReluNetwork, x: np.ndarray, c: int, solver: Solver | str 
     return WorkingSetQPs(net, x, c, device=device)
 
 
+def bisect_segment(inside, x: np.ndarray, end: np.ndarray, steps: int = 60) -> np.ndarray:
+    """The point x + s (end - x) with the smallest s in [0, 1] found by bisection where
+    inside(point) holds (inside(end) must hold and inside(x) not)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if inside(x + mid * (end - x)):
+            hi = mid
+        else:
+            lo = mid
+    return x + hi * (end - x)
+
+
 def boundary_on_segment(net: ReluNetwork, x: np.ndarray, end: np.ndarray, c: int, steps: int = 60) -> np.ndarray | None:
     """The adversarial point of the segment x -> end closest to x, by bisection on s in [0, 1]
     (end must be adversarial by the float64 check, else None)."""
     if not check(net, end, c).adversarial():
         return None
-    lo, hi = 0.0, 1.0
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        if check(net, x + mid * (end - x), c).adversarial():
-            hi = mid
+    return bisect_segment(lambda z: check(net, z, c).adversarial(), x, end, steps)
+
+
+def pair_margin(net: ReluNetwork, z: np.ndarray, t: int, c: int) -> tuple[float, np.ndarray]:
+    """g(z) = f_t(z) - f_c(z) and its gradient on the region Q(z) (one backward pass with the
+    activation pattern of z fixed; a neuron is active iff its pre-activation is >= 0)."""
+    pre = net.pre_activations(z)
+    w = net.weights[-1][t] - net.weights[-1][c]
+    for W, p in zip(reversed(net.weights[:-1]), reversed(pre[:-1]), strict=True):
+        w = (w * (p >= 0.0)) @ W
+    return float(pre[-1][t] - pre[-1][c]), w
+
+
+def _linear_step(x: np.ndarray, w: np.ndarray, beta: float) -> np.ndarray:
+    """argmin ||delta|| s.t. w . delta >= beta, 0 <= x + delta <= 1: delta = clip(lam w) with the
+    smallest lam >= 0 that meets the constraint (w . clip(lam w) grows with lam; bisection on
+    lam), or the box's farthest point along w when none does."""
+    lo, hi = -x, 1.0 - x
+
+    def step(lam: float) -> np.ndarray:
+        return np.clip(lam * w, lo, hi)
+
+    if beta <= 0.0:
+        return np.zeros_like(x)
+    far = np.where(w > 0, hi, np.where(w < 0, lo, 0.0))
+    if w @ far < beta:
+        return far
+    a, b = 0.0, 1.0
+    while w @ step(b) < beta:
+        b *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (a + b)
+        if w @ step(mid) >= beta:
+            b = mid
         else:
-            lo = mid
-    return x + hi * (end - x)
+            a = mid
+    return step(b)
+
+
+def target_boundary(net: ReluNetwork, x: np.ndarray, c: int, t: int, steps: int = 50,
+                    overshoot: float = 0.02) -> np.ndarray | None:
+    """A point with f_t >= f_c near x, on the boundary f_t = f_c: DeepFool's linearisation for
+    the one pair (c, t), each step the smallest perturbation in the box that meets the
+    linearised boundary g(z) + w . (delta - (z - x)) >= 0 (g, w = `pair_margin` at the current
+    point z), scaled by 1 + overshoot; then bisection on the segment from x. None when `steps`
+    steps do not reach f_t >= f_c (or the class t cannot beat c in the box, as far as seen)."""
+    def inside(z: np.ndarray) -> bool:
+        return pair_margin(net, z, t, c)[0] >= 0.0
+
+    z = x
+    for _ in range(steps):
+        g, w = pair_margin(net, z, t, c)
+        if g >= 0.0:
+            return bisect_segment(inside, x, z)
+        if not np.any(w):
+            return None
+        z = np.clip(x + (1.0 + overshoot) * _linear_step(x, w, w @ (z - x) - g), 0.0, 1.0)
+    return None
+
+
+def crossings(net: ReluNetwork, z: np.ndarray, k: int, eta: float = 1e-6) -> np.ndarray:
+    """Points just across the k hyperplanes G_j y + g_j = 0 of Q(z) nearest to z (distance
+    |G_j z + g_j| / ||G_j||, G_j, g_j the affine map of hidden neuron j on Q(z)): z moved along
+    G_j until the pre-activation is -eta (active neuron) or +eta (inactive one), so each point's
+    region is the one adjacent to Q(z) across that hyperplane (later layers as they follow)."""
+    reg = regions_at(net, z)
+    G, g = reg.G[0].numpy(), reg.g[0].numpy()
+    pre, sq = G @ z + g, np.einsum("hd,hd->h", G, G)
+    dist = np.full(len(pre), np.inf)
+    np.divide(np.abs(pre), np.sqrt(sq), out=dist, where=sq > 0)  # a neuron constant on Q(z) never switches
+    near = np.argsort(dist, kind="stable")[:k]
+    near = near[np.isfinite(dist[near])]
+    target = np.where(pre[near] >= 0.0, -eta, eta)
+    return z + ((target - pre[near]) / sq[near])[:, None] * G[near]
 
 
 def ball(rng: np.random.Generator, n: int, d: int, radius: float) -> np.ndarray:
@@ -145,6 +247,29 @@ class _Explorer:
                 out[i] = Found(float(best.value[r]), best.v[r].numpy(), int(best.target[r]), active[rows[r]])
         return out
 
+    def descend(self, x: np.ndarray, found: list[Found], targets, alpha: float) -> list[Found]:
+        """Each of `found` moved, step by step, to the lowest of the regions adjacent to its own
+        across the NEAREST hyperplanes nearest to its point (`crossings`) while that is lower; all
+        points step together. QPs are pruned at alpha times the best norm so far, as in
+        exploration (a larger one never enters S)."""
+        done, live = [], list(found)
+        while live:
+            u = min(f.norm for f in [*live, *done])
+            Y = [crossings(self.net, x + f.delta, NEAREST) for f in live]
+            owner = np.repeat(np.arange(len(live)), [len(y) for y in Y])
+            if len(owner) == 0:
+                return [*done, *live]
+            res = self.solve(np.concatenate(Y), targets, alpha * u)
+            moved = []
+            for k, f in enumerate(live):
+                lower = [r for r, o in zip(res, owner, strict=True) if o == k and r is not None and r.norm < f.norm]
+                if lower:
+                    moved.append(min(lower, key=lambda r: r.norm))
+                else:
+                    done.append(f)
+            live = moved
+        return done
+
     def polish(self, found: Found) -> Found:
         """The winner re-solved exactly (DAQP's active set, started from delta): the batched
         solver stops at a 1e-9 tolerance."""
@@ -164,23 +289,27 @@ class RLRQP(Attack):
     seed: the random generator's seed (same seed, same result). iterations: applications of the
     attack, each from the last result with the targets restricted to its class (paper's Table 3). solver: the region-QP
     solver (`Solver`; auto picks by network size); device: where the working-set solver runs
-    its network passes (cpu, cuda).
+    its network passes (cpu, cuda). starts: how S starts (`Start`: paper, or per_target, beyond
+    the paper: one start per target class; only the first application uses it).
     """
 
     name = "rlrqp"
 
     def __init__(self, *, n1: int = 10, n2: int = 10, n3: int = 5, n4: int = 3, alpha: float = 1.5,
-                 targets: str = "all", iterations: int = 1, seed: int = 0, solver: str = "auto", device: str = "cpu"):
+                 targets: str = "all", iterations: int = 1, seed: int = 0, solver: str = "auto", device: str = "cpu",
+                 starts: str = "paper"):
         if targets not in TARGETS:
             raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
         if solver not in {s.value for s in Solver}:
             raise ValueError(f"solver must be one of {', '.join(s.value for s in Solver)}, got {solver!r}")
+        if starts not in {s.value for s in Start}:
+            raise ValueError(f"starts must be one of {', '.join(s.value for s in Start)}, got {starts!r}")
         check_device(device)
         if min(n1, n2, n3, n4, iterations) < 1 or alpha < 1:
             raise ValueError("n1, n2, n3, n4 and iterations must be >= 1 and alpha >= 1")
         self.n1, self.n2, self.n3, self.n4, self.alpha = n1, n2, n3, n4, alpha
         self.targets, self.iterations, self.seed = targets, iterations, seed
-        self.solver, self.device = Solver(solver), device
+        self.solver, self.device, self.starts = Solver(solver), device, Start(starts)
 
     def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
         rng = np.random.default_rng(self.seed)
@@ -191,8 +320,12 @@ class RLRQP(Attack):
             targets = [check(net, start, c).target]
         best = None if start is None else Found(float(np.linalg.norm(start - x)), start - x,
                                                  check(net, start, c).target)
+        seeds = []
+        if self.starts is Start.PER_TARGET:
+            seeds = [z for z in (target_boundary(net, x, c, t) for t in targets) if z is not None]
         for _ in range(self.iterations):
-            best = self._search(explorer, x, targets, best, rng)
+            best = self._search(explorer, x, targets, best, rng, seeds)
+            seeds = []
             if best is None:
                 break
             targets = [best.target]
@@ -202,32 +335,47 @@ class RLRQP(Attack):
         best = explorer.polish(best)
         return x + best.delta, {**fields, "target": best.target}
 
-    def _search(self, explorer: _Explorer, x: np.ndarray, targets, best: Found | None, rng) -> Found | None:
-        """One application of Algorithm 1 from `best` (or from (2) on Q(x) alone)."""
+    def _search(self, explorer: _Explorer, x: np.ndarray, targets, best: Found | None, rng,
+                seeds=()) -> Found | None:
+        """One application of Algorithm 1 from `best` (or from (2) on Q(x) alone); seeds: points
+        whose regions also start S (`Start.PER_TARGET`)."""
         at_x = explorer.solve(x[None], targets, np.inf if best is None else best.norm)[0]  # only a better one is kept
         if at_x is not None and (best is None or at_x.norm < best.norm):
             best = at_x
-        if best is None:
+        pool = [] if best is None else [best]
+        if len(seeds):
+            threshold = np.inf if best is None else self.alpha * best.norm  # larger ones never enter S
+            pool += [f for f in explorer.solve(np.stack(seeds), targets, threshold) if f is not None]
+            pool = explorer.descend(x, pool, targets, self.alpha)
+        if not pool:
             return None
-        u = best.norm
-        S = [best.delta] * self.n1
-        norms = np.full(self.n1, u)
+        pool.sort(key=lambda f: f.norm)
+        best, u = pool[0], pool[0].norm
+        members = [best, *(f for f in pool[1:] if f.norm < self.alpha * u)][: self.n1]
+        members += [best] * (self.n1 - len(members))
+        S = [f.delta for f in members]
+        norms = np.array([f.norm for f in members])
         d = x.size
+
+        def offer(res: Found) -> None:
+            """Algorithm 1, lines 15-17 (exploration) and 25-27 (local search)."""
+            nonlocal best, u
+            if res.norm < u:
+                best, u = res, res.norm
+            m = int(np.argmax(norms))
+            if res.norm < self.alpha * u and res.norm < norms[m]:
+                S[m], norms[m] = res.delta, res.norm
+
         for a1 in range(1, self.n4 + 1):
             for _ in range(self.n3):
                 Y = x + np.repeat(np.stack(S), self.n2, axis=0) + ball(rng, self.n1 * self.n2, d, u / a1)
                 for res in explorer.solve(Y, targets, min(self.alpha * u, norms.max())):
-                    if res is None:
-                        continue
-                    m = int(np.argmax(norms))
-                    if res.norm < self.alpha * u and res.norm < norms[m]:
-                        S[m], norms[m] = res.delta, res.norm
-                    if res.norm < u:
-                        best, u = res, res.norm
+                    if res is not None:
+                        offer(res)
             Y = x + best.delta + ball(rng, self.n2, d, u / a1)
-            for res in explorer.solve(Y, targets, u):
-                if res is not None and res.norm < u:
-                    best, u = res, res.norm
+            for res in explorer.solve(Y, targets, min(self.alpha * u, norms.max())):
+                if res is not None:
+                    offer(res)
         return best
 
 
