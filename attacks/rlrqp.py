@@ -26,7 +26,7 @@ so pruning never changes the outcome.
 
 Starts (`Start`): `paper` is Algorithm 1 as printed. `per_target` (beyond the paper) keeps the
 algorithm but seeds S with one point per target class t: a boundary point of f_t = f_c reached
-from x (`target_boundary`), its region's problem (2) solved, then moved down through adjacent
+from x (`target_boundaries`), its region's problem (2) solved, then moved down through adjacent
 regions (`_Explorer.descend`: the regions across the NEAREST hyperplanes nearest to the point,
 while one of them is lower). S holds the n1 smallest of these and delta that are below alpha u
 (padded with copies of delta), delta the best of them. Why: the paper's S starts in one class's
@@ -105,17 +105,17 @@ def region_solver(net: ReluNetwork, x: np.ndarray, c: int, solver: Solver | str 
     return WorkingSetQPs(net, x, c, device=device)
 
 
-def bisect_segment(inside, x: np.ndarray, end: np.ndarray, steps: int = 60) -> np.ndarray:
-    """The point x + s (end - x) with the smallest s in [0, 1] found by bisection where
-    inside(point) holds (inside(end) must hold and inside(x) not)."""
-    lo, hi = 0.0, 1.0
+def bisect_segment(inside, x: np.ndarray, ends: np.ndarray, steps: int = 60) -> np.ndarray:
+    """Per row e of ends (B, d): the point x + s (e - x) with the smallest s in [0, 1] found by
+    bisection where inside holds (inside: points (B, d) -> (B,) bool; it must hold at e and not
+    at x). The rows step together."""
+    ends = np.atleast_2d(ends)
+    lo, hi = np.zeros(len(ends)), np.ones(len(ends))
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        if inside(x + mid * (end - x)):
-            hi = mid
-        else:
-            lo = mid
-    return x + hi * (end - x)
+        ok = inside(x + mid[:, None] * (ends - x))
+        lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
+    return x + hi[:, None] * (ends - x)
 
 
 def boundary_on_segment(net: ReluNetwork, x: np.ndarray, end: np.ndarray, c: int, steps: int = 60) -> np.ndarray | None:
@@ -123,80 +123,95 @@ def boundary_on_segment(net: ReluNetwork, x: np.ndarray, end: np.ndarray, c: int
     (end must be adversarial by the float64 check, else None)."""
     if not check(net, end, c).adversarial():
         return None
-    return bisect_segment(lambda z: check(net, z, c).adversarial(), x, end, steps)
+    return bisect_segment(lambda Z: np.array([check(net, z, c).adversarial() for z in Z]), x, end, steps)[0]
 
 
-def pair_margin(net: ReluNetwork, z: np.ndarray, t: int, c: int) -> tuple[float, np.ndarray]:
-    """g(z) = f_t(z) - f_c(z) and its gradient on the region Q(z) (one backward pass with the
-    activation pattern of z fixed; a neuron is active iff its pre-activation is >= 0)."""
-    pre = net.pre_activations(z)
-    w = net.weights[-1][t] - net.weights[-1][c]
+def pair_margins(net: ReluNetwork, Z: np.ndarray, T: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row z of Z (B, d) and its target t of T (B,): g(z) = f_t(z) - f_c(z) and its gradient
+    on the region Q(z) (a backward pass with the activation pattern of z fixed; a neuron is
+    active iff its pre-activation is >= 0)."""
+    pre = net.pre_activations(Z)
+    rows = np.arange(len(Z))
+    w = net.weights[-1][T] - net.weights[-1][c]
     for W, p in zip(reversed(net.weights[:-1]), reversed(pre[:-1]), strict=True):
         w = (w * (p >= 0.0)) @ W
-    return float(pre[-1][t] - pre[-1][c]), w
+    return pre[-1][rows, T] - pre[-1][rows, c], w
 
 
-def _linear_step(x: np.ndarray, w: np.ndarray, beta: float) -> np.ndarray:
-    """argmin ||delta|| s.t. w . delta >= beta, 0 <= x + delta <= 1: delta = clip(lam w) with the
-    smallest lam >= 0 that meets the constraint (w . clip(lam w) grows with lam; bisection on
-    lam), or the box's farthest point along w when none does."""
+def _linear_steps(x: np.ndarray, W: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Per row w of W (B, d): argmin ||delta|| s.t. w . delta >= beta, 0 <= x + delta <= 1, i.e.
+    delta = clip(lam w) with the smallest lam >= 0 that meets the constraint; the box's farthest
+    point along w when none does. r(lam) = w . clip(lam w) is piecewise linear and increasing:
+    coordinate i stops at its bound b_i (hi_i for w_i > 0, lo_i for w_i < 0) once lam >= b_i / w_i,
+    so with the coordinates in order of those breakpoints, r(lam) = (sum of w_i b_i over the
+    stopped ones) + lam (sum of w_i^2 over the others), solved for lam on the right piece."""
     lo, hi = -x, 1.0 - x
-
-    def step(lam: float) -> np.ndarray:
-        return np.clip(lam * w, lo, hi)
-
-    if beta <= 0.0:
-        return np.zeros_like(x)
-    far = np.where(w > 0, hi, np.where(w < 0, lo, 0.0))
-    if w @ far < beta:
-        return far
-    a, b = 0.0, 1.0
-    while w @ step(b) < beta:
-        b *= 2.0
-    for _ in range(60):
-        mid = 0.5 * (a + b)
-        if w @ step(mid) >= beta:
-            b = mid
-        else:
-            a = mid
-    return step(b)
+    bound = np.where(W > 0, hi, np.where(W < 0, lo, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stop = np.where(W != 0, bound / W, np.inf)  # >= 0: x is in the box
+    order = np.argsort(stop, axis=1)
+    stop, wb, w2 = (np.take_along_axis(a, order, axis=1) for a in (stop, W * bound, W * W))
+    done = np.cumsum(wb, axis=1) - wb  # sum w_i b_i over the coordinates stopped before each breakpoint
+    rest = w2[:, ::-1].cumsum(axis=1)[:, ::-1]  # sum w_i^2 over the coordinates not yet stopped
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = (beta[:, None] - done) / rest  # lam if the answer lies before breakpoint k
+    prev = np.concatenate([np.zeros((len(W), 1)), stop[:, :-1]], axis=1)
+    fits = (lam >= prev) & (lam <= stop) & (rest > 0)
+    found = fits.any(axis=1)
+    lam = np.where(found, lam[np.arange(len(W)), np.argmax(fits, axis=1)], 0.0)
+    out = np.where(found[:, None], np.clip(lam[:, None] * W, lo, hi), bound)
+    return np.where((beta <= 0.0)[:, None], 0.0, out)
 
 
-def target_boundary(net: ReluNetwork, x: np.ndarray, c: int, t: int, steps: int = 50,
-                    overshoot: float = 0.02) -> np.ndarray | None:
-    """A point with f_t >= f_c near x, on the boundary f_t = f_c: DeepFool's linearisation for
-    the one pair (c, t), each step the smallest perturbation in the box that meets the
-    linearised boundary g(z) + w . (delta - (z - x)) >= 0 (g, w = `pair_margin` at the current
-    point z), scaled by 1 + overshoot; then bisection on the segment from x. None when `steps`
-    steps do not reach f_t >= f_c (or the class t cannot beat c in the box, as far as seen)."""
-    def inside(z: np.ndarray) -> bool:
-        return pair_margin(net, z, t, c)[0] >= 0.0
-
-    z = x
+def target_boundaries(net: ReluNetwork, x: np.ndarray, c: int, targets, steps: int = 50,
+                      overshoot: float = 0.02) -> list[np.ndarray | None]:
+    """Per target t: a point with f_t >= f_c near x, on the boundary f_t = f_c. DeepFool's
+    linearisation for the one pair (c, t): each step the smallest perturbation in the box that
+    meets the boundary linearised at the current point z, g(z) + w . (delta - (z - x)) >= 0
+    (g, w from `pair_margins`), scaled by 1 + overshoot; then bisection on the segment from x.
+    None for a target that `steps` steps do not bring to f_t >= f_c (or whose margin is flat).
+    All targets step together."""
+    T = np.asarray(list(targets), dtype=np.int64)
+    Z = np.repeat(x[None], len(T), axis=0)
+    live, hit = np.ones(len(T), bool), np.zeros(len(T), bool)
     for _ in range(steps):
-        g, w = pair_margin(net, z, t, c)
-        if g >= 0.0:
-            return bisect_segment(inside, x, z)
-        if not np.any(w):
-            return None
-        z = np.clip(x + (1.0 + overshoot) * _linear_step(x, w, w @ (z - x) - g), 0.0, 1.0)
-    return None
+        idx = np.flatnonzero(live)
+        if len(idx) == 0:
+            break
+        g, W = pair_margins(net, Z[idx], T[idx], c)
+        hit[idx[g >= 0.0]] = True
+        go = (g < 0.0) & W.any(axis=1)
+        live[idx[~go]] = False
+        j = idx[go]
+        beta = np.einsum("bd,bd->b", W[go], Z[j] - x) - g[go]
+        Z[j] = np.clip(x + (1.0 + overshoot) * _linear_steps(x, W[go], beta), 0.0, 1.0)
+    out: list = [None] * len(T)
+    idx = np.flatnonzero(hit)
+    if len(idx):
+        points = bisect_segment(lambda P: pair_margins(net, P, T[idx], c)[0] >= 0.0, x, Z[idx])
+        for k, i in enumerate(idx):
+            out[i] = points[k]
+    return out
 
 
-def crossings(net: ReluNetwork, z: np.ndarray, k: int, eta: float = 1e-6) -> np.ndarray:
-    """Points just across the k hyperplanes G_j y + g_j = 0 of Q(z) nearest to z (distance
-    |G_j z + g_j| / ||G_j||, G_j, g_j the affine map of hidden neuron j on Q(z)): z moved along
-    G_j until the pre-activation is -eta (active neuron) or +eta (inactive one), so each point's
-    region is the one adjacent to Q(z) across that hyperplane (later layers as they follow)."""
-    reg = regions_at(net, z)
-    G, g = reg.G[0].numpy(), reg.g[0].numpy()
-    pre, sq = G @ z + g, np.einsum("hd,hd->h", G, G)
-    dist = np.full(len(pre), np.inf)
+def crossings(net: ReluNetwork, Z: np.ndarray, k: int, eta: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Per row z of Z (B, d): points just across the k hyperplanes G_j y + g_j = 0 of Q(z)
+    nearest to z (distance |G_j z + g_j| / ||G_j||, G_j, g_j the affine map of hidden neuron j
+    on Q(z)): z moved along G_j until the pre-activation is -eta (active neuron) or +eta
+    (inactive one), so each point's region is the one adjacent to Q(z) across that hyperplane
+    (later layers as they follow). Returns the points and the row each comes from."""
+    reg = regions_at(net, Z)
+    G, g = reg.G.numpy(), reg.g.numpy()
+    pre, sq = np.einsum("bhd,bd->bh", G, Z) + g, np.einsum("bhd,bhd->bh", G, G)
+    dist = np.full(pre.shape, np.inf)
     np.divide(np.abs(pre), np.sqrt(sq), out=dist, where=sq > 0)  # a neuron constant on Q(z) never switches
-    near = np.argsort(dist, kind="stable")[:k]
-    near = near[np.isfinite(dist[near])]
-    target = np.where(pre[near] >= 0.0, -eta, eta)
-    return z + ((target - pre[near]) / sq[near])[:, None] * G[near]
+    rows = np.repeat(np.arange(len(Z)), min(k, pre.shape[1]))
+    cols = np.argsort(dist, axis=1, kind="stable")[:, :k].ravel()
+    keep = np.isfinite(dist[rows, cols])
+    rows, cols = rows[keep], cols[keep]
+    p = pre[rows, cols]
+    step = (np.where(p >= 0.0, -eta, eta) - p) / sq[rows, cols]
+    return Z[rows] + step[:, None] * G[rows, cols], rows
 
 
 def ball(rng: np.random.Generator, n: int, d: int, radius: float) -> np.ndarray:
@@ -255,11 +270,8 @@ class _Explorer:
         done, live = [], list(found)
         while live:
             u = min(f.norm for f in [*live, *done])
-            Y = [crossings(self.net, x + f.delta, NEAREST) for f in live]
-            owner = np.repeat(np.arange(len(live)), [len(y) for y in Y])
-            if len(owner) == 0:
-                return [*done, *live]
-            res = self.solve(np.concatenate(Y), targets, alpha * u)
+            Y, owner = crossings(self.net, np.stack([x + f.delta for f in live]), NEAREST)
+            res = self.solve(Y, targets, alpha * u) if len(Y) else []
             moved = []
             for k, f in enumerate(live):
                 lower = [r for r, o in zip(res, owner, strict=True) if o == k and r is not None and r.norm < f.norm]
@@ -322,7 +334,7 @@ class RLRQP(Attack):
                                                  check(net, start, c).target)
         seeds = []
         if self.starts is Start.PER_TARGET:
-            seeds = [z for z in (target_boundary(net, x, c, t) for t in targets) if z is not None]
+            seeds = [z for z in target_boundaries(net, x, c, targets) if z is not None]
         for _ in range(self.iterations):
             best = self._search(explorer, x, targets, best, rng, seeds)
             seeds = []

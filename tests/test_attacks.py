@@ -10,7 +10,15 @@ from bruteforce import brute_force
 import minadv.attacks.rlrqp as rlrqp
 from minadv.attacks import ATTACKS, LBFGS, RLRQP, CarliniWagner, DeepFool
 from minadv.attacks.lbfgs import cross_entropy
-from minadv.attacks.rlrqp import Found, Start, _Explorer, ball, boundary_on_segment, target_boundary
+from minadv.attacks.rlrqp import (
+    Found,
+    Start,
+    _Explorer,
+    _linear_steps,
+    ball,
+    boundary_on_segment,
+    target_boundaries,
+)
 from minadv.verify import ReluNetwork, Status, check
 from minadv.verify.exact import minimal_perturbation
 from minadv.verify.qp import solve_daqp
@@ -158,15 +166,32 @@ def test_per_target_starts_reach_the_optimum_the_paper_s_start_misses():
     assert per_target.target == 2 and per_target.value <= truth + 1e-7
 
 
-def test_target_boundary_reaches_each_class_s_boundary():
+def test_target_boundaries_reach_each_class_s_boundary():
     net, x = _two_valleys()
-    for t, dist in ((1, 0.3), (2, 29 / 41 - 0.5)):
-        z = target_boundary(net, x, 0, t)
+    points = target_boundaries(net, x, 0, [1, 2])
+    for z, t, dist in zip(points, (1, 2), (0.3, 29 / 41 - 0.5), strict=True):
         logits = net.forward(z)
         assert logits[t] >= logits[0] and logits[t] - logits[0] < 1e-9  # on the boundary, from the far side
         assert np.linalg.norm(z - x) == pytest.approx(dist, abs=1e-9)
     dead = ReluNetwork.from_layers([(np.eye(2), np.zeros(2)), (np.zeros((2, 2)), np.array([1.0, 0.0]))])
-    assert target_boundary(dead, np.full(2, 0.5), 0, 1) is None  # f_1 - f_0 = -1 everywhere
+    assert target_boundaries(dead, np.full(2, 0.5), 0, [1]) == [None]  # f_1 - f_0 = -1 everywhere
+
+
+def test_linear_step_is_the_smallest_in_the_box():
+    """_linear_steps against bisection on lam of w . clip(lam w, -x, 1 - x) >= beta."""
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        x, W, beta = rng.random(12), rng.normal(size=(4, 12)), rng.normal(size=4) * 3
+        W[:, :3] *= rng.random((4, 3)) < 0.5  # some zero weights
+        D = _linear_steps(x, W, beta)
+        for w, b, delta in zip(W, beta, D, strict=True):
+            far = np.where(w > 0, 1 - x, np.where(w < 0, -x, 0.0))
+            lo, hi = 0.0, 1e6
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (lo, mid) if w @ np.clip(mid * w, -x, 1 - x) >= b else (mid, hi)
+            expected = 0 * w if b <= 0 else far if w @ far < b else np.clip(hi * w, -x, 1 - x)
+            np.testing.assert_allclose(delta, expected, atol=1e-9)
 
 
 def test_same_seed_same_result_and_iterations_only_improve(n2, test_split):
