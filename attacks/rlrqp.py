@@ -25,15 +25,15 @@ delta (every member of S is >= u, since a member enters S only when it is >= the
 so pruning never changes the outcome.
 
 Starts (`Start`): `paper` is Algorithm 1 as printed. `per_target` (beyond the paper) keeps the
-algorithm but seeds S with one point per target class t: a boundary point of f_t = f_c reached
-from x (`target_boundaries`), its region's problem (2) solved, then moved down through adjacent
-regions (`_Explorer.descend`: the regions across the NEAREST hyperplanes nearest to the point,
-while one of them is lower). S holds the n1 smallest of these and delta that are below alpha u
-(padded with copies of delta), delta the best of them. Why: the paper's S starts in one class's
-valley, and random points around it (radius up to u, in hundreds of dimensions) almost never
-reach a smaller optimum of another class 0.5 or more away; members of S in other valleys are
-the first to be replaced, before the smaller radii of later a1 search around them, so each
-start is first brought to the bottom of its own valley.
+algorithm and changes only its start: for every target class t, a boundary point of f_t = f_c
+reached from x (`target_boundaries`), problem (2) on its region, then moved down through
+adjacent regions (`_Explorer.descend`: the regions across the NEAREST hyperplanes nearest to
+the point, while one of them is lower); the paper's start descends with them. delta is the
+lowest of these and S starts as n1 copies of it. Why: the paper's search stays in the valley
+of the class it starts in; random points around it (radius up to u, in hundreds of dimensions)
+almost never reach a smaller optimum of another class 0.5 or more away. Seeding S with every
+class's start instead of copies of delta reached the same optima at more cost (the members in
+other valleys are the first to be replaced, after being explored).
 
 Warm start: DeepFool (Foolbox, the paper's settings), then bisection on the segment
 x -> x + delta_DF for the boundary; if DeepFool fails, the segment from x to the all-zero
@@ -60,8 +60,9 @@ TARGETS = ("all", "warm")
 
 
 class Start(StrEnum):
-    """How the set S starts: `paper` (n1 copies of the best of the warm start and Q(x), as in
-    Algorithm 1) or `per_target` (also one point per target class; see the module docstring)."""
+    """How the search starts: `paper` (S = n1 copies of the best of the warm start and Q(x), as in
+    Algorithm 1) or `per_target` (also one start per target class, each descended through
+    adjacent regions; S = n1 copies of the best; see the module docstring)."""
 
     PAPER = "paper"
     PER_TARGET = "per_target"
@@ -266,7 +267,7 @@ class _Explorer:
         """Each of `found` moved, step by step, to the lowest of the regions adjacent to its own
         across the NEAREST hyperplanes nearest to its point (`crossings`) while that is lower; all
         points step together. QPs are pruned at alpha times the best norm so far, as in
-        exploration (a larger one never enters S)."""
+        exploration."""
         done, live = [], list(found)
         while live:
             u = min(f.norm for f in [*live, *done])
@@ -301,7 +302,7 @@ class RLRQP(Attack):
     seed: the random generator's seed (same seed, same result). iterations: applications of the
     attack, each from the last result with the targets restricted to its class (paper's Table 3). solver: the region-QP
     solver (`Solver`; auto picks by network size); device: where the working-set solver runs
-    its network passes (cpu, cuda). starts: how S starts (`Start`: paper, or per_target, beyond
+    its network passes (cpu, cuda). starts: how the search starts (`Start`: paper, or per_target, beyond
     the paper: one start per target class; only the first application uses it).
     """
 
@@ -350,23 +351,21 @@ class RLRQP(Attack):
     def _search(self, explorer: _Explorer, x: np.ndarray, targets, best: Found | None, rng,
                 seeds=()) -> Found | None:
         """One application of Algorithm 1 from `best` (or from (2) on Q(x) alone); seeds: points
-        whose regions also start S (`Start.PER_TARGET`)."""
+        whose regions compete for the start, each descended with it (`Start.PER_TARGET`)."""
         at_x = explorer.solve(x[None], targets, np.inf if best is None else best.norm)[0]  # only a better one is kept
         if at_x is not None and (best is None or at_x.norm < best.norm):
             best = at_x
         pool = [] if best is None else [best]
         if len(seeds):
-            threshold = np.inf if best is None else self.alpha * best.norm  # larger ones never enter S
+            threshold = np.inf if best is None else self.alpha * best.norm  # as exploration prunes
             pool += [f for f in explorer.solve(np.stack(seeds), targets, threshold) if f is not None]
             pool = explorer.descend(x, pool, targets, self.alpha)
         if not pool:
             return None
-        pool.sort(key=lambda f: f.norm)
-        best, u = pool[0], pool[0].norm
-        members = [best, *(f for f in pool[1:] if f.norm < self.alpha * u)][: self.n1]
-        members += [best] * (self.n1 - len(members))
-        S = [f.delta for f in members]
-        norms = np.array([f.norm for f in members])
+        best = min(pool, key=lambda f: f.norm)
+        u = best.norm
+        S = [best.delta] * self.n1
+        norms = np.full(self.n1, u)
         d = x.size
 
         def offer(res: Found) -> None:
