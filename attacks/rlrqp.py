@@ -28,12 +28,14 @@ Starts (`Start`): `paper` is Algorithm 1 as printed. `per_target` (beyond the pa
 algorithm and changes only its start: for every target class t, a boundary point of f_t = f_c
 reached from x (`target_boundaries`), problem (2) on its region, then moved down through
 adjacent regions (`_Explorer.descend`: the regions across the NEAREST hyperplanes nearest to
-the point, while one of them is lower); the paper's start descends with them. delta is the
-lowest of these and S starts as n1 copies of it. Why: the paper's search stays in the valley
-of the class it starts in; random points around it (radius up to u, in hundreds of dimensions)
-almost never reach a smaller optimum of another class 0.5 or more away. Seeding S with every
-class's start instead of copies of delta reached the same optima at more cost (the members in
-other valleys are the first to be replaced, after being explored).
+the point, while one of them is lower), with Q(x)'s solution among them. delta is the lowest
+of these and S starts as n1 copies of it. The DeepFool warm start is not run (its point is a
+boundary point of one of these classes), except with targets="warm", which needs its class.
+Why: the paper's search stays in the valley of the class it starts in; random points around
+it (radius up to u, in hundreds of dimensions) almost never reach a smaller optimum of another
+class 0.5 or more away. Seeding S with every class's start instead of copies of delta reached
+the same optima at more cost (the members in other valleys are the first to be replaced, after
+being explored).
 
 Warm start: DeepFool (Foolbox, the paper's settings), then bisection on the segment
 x -> x + delta_DF for the boundary; if DeepFool fails, the segment from x to the all-zero
@@ -327,7 +329,9 @@ class RLRQP(Attack):
     def _find(self, net: ReluNetwork, x: np.ndarray, c: int) -> tuple[np.ndarray | None, dict]:
         rng = np.random.default_rng(self.seed)
         explorer = _Explorer(net, x, c, self.solver, self.device)
-        start = warm_start(net, x, c)
+        # per_target's boundary points stand in for the warm start (its class is one of theirs),
+        # unless the targets are the warm start's class
+        start = warm_start(net, x, c) if self.starts is Start.PAPER or self.targets == "warm" else None
         targets = [t for t in range(net.n_outputs) if t != c]
         if self.targets == "warm" and start is not None:
             targets = [check(net, start, c).target]
