@@ -201,8 +201,11 @@ def crossings(net: ReluNetwork, Z: np.ndarray, k: int, eta: float = 1e-6) -> tup
     """Per row z of Z (B, d): points just across the k hyperplanes G_j y + g_j = 0 of Q(z)
     nearest to z (distance |G_j z + g_j| / ||G_j||, G_j, g_j the affine map of hidden neuron j
     on Q(z)): z moved along G_j until the pre-activation is -eta (active neuron) or +eta
-    (inactive one), so each point's region is the one adjacent to Q(z) across that hyperplane
-    (later layers as they follow). Returns the points and the row each comes from."""
+    (inactive one), i.e. the projection of z on that hyperplane, eta past it. Neuron j is
+    switched there (and later layers as they follow); the point's region is the one adjacent to
+    Q(z) across the hyperplane when the projection lies on Q(z)'s facet, always so for the
+    nearest (a ball of that radius around z crosses no other). Returns the points and the row
+    each comes from."""
     reg = regions_at(net, Z)
     G, g = reg.G.numpy(), reg.g.numpy()
     pre, sq = np.einsum("bhd,bd->bh", G, Z) + g, np.einsum("bhd,bhd->bh", G, G)
@@ -266,9 +269,9 @@ class _Explorer:
         return out
 
     def descend(self, x: np.ndarray, found: list[Found], targets, alpha: float) -> list[Found]:
-        """Each of `found` moved, step by step, to the lowest of the regions adjacent to its own
-        across the NEAREST hyperplanes nearest to its point (`crossings`) while that is lower; all
-        points step together. QPs are pruned at alpha times the best norm so far, as in
+        """Each of `found` moved, step by step, to the lowest of the regions just across the
+        NEAREST hyperplanes nearest to its point (`crossings`) while that is lower; all points
+        step together. QPs are pruned at alpha times the best norm so far, as in
         exploration."""
         done, live = [], list(found)
         while live:

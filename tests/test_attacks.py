@@ -17,9 +17,10 @@ from minadv.attacks.rlrqp import (
     _linear_steps,
     ball,
     boundary_on_segment,
+    crossings,
     target_boundaries,
 )
-from minadv.verify import ReluNetwork, Status, check
+from minadv.verify import ReluNetwork, Status, check, patterns
 from minadv.verify.exact import minimal_perturbation
 from minadv.verify.qp import solve_daqp
 
@@ -194,6 +195,39 @@ def test_linear_step_is_the_smallest_in_the_box():
             np.testing.assert_allclose(delta, expected, atol=1e-9)
 
 
+def test_crossings_project_z_just_across_the_nearest_hyperplanes():
+    """One hidden layer: the point for neuron j is z's projection on j's hyperplane, eta past it,
+    so j is switched there; across the nearest hyperplane nothing else is (the adjacent region)."""
+    net = random_net((6, 12, 3), seed=4)
+    z = np.random.default_rng(1).random(6)
+    points, rows = crossings(net, z[None], 4)
+    pz = patterns(net, z[None])[0].numpy()
+    W, b = net.weights[0], net.biases[0]
+    pre = W @ z + b
+    dist = np.abs(pre) / np.linalg.norm(W, axis=1)
+    assert list(rows) == [0] * 4
+    for k, (y, j) in enumerate(zip(points, np.argsort(dist)[:4], strict=True)):
+        py = patterns(net, y[None])[0].numpy()
+        assert py[j] != pz[j] and abs(W[j] @ y + b[j]) == pytest.approx(1e-6, rel=1e-6)
+        assert np.linalg.norm(y - z) == pytest.approx(dist[j], abs=1e-5)
+        if k == 0:
+            assert (py != pz).sum() == 1
+
+
+@pytest.mark.slow
+def test_per_target_descends_to_the_optimum_of_n1_35(n1, test_split):
+    """N1 #35: the paper's search settles on class 1 (+4.5%); class 5's boundary point lands in
+    a region whose optimum is 1.199, and the optimum 1.128 is in a region next to it, which only
+    the descent through adjacent regions reaches."""
+    x = test_split.x(35)
+    exact = minimal_perturbation(n1, x, 2, time_limit=120)
+    assert exact.status == Status.OPTIMAL
+    res = RLRQP(starts="per_target").run(n1, x)
+    _assert_verified(n1, x, res)
+    assert exact.lower - 1e-8 <= res.value <= exact.upper * (1 + 1e-6)
+    assert RLRQP().run(n1, x).value > 1.04 * exact.upper
+
+
 def test_same_seed_same_result_and_iterations_only_improve(n2, test_split):
     x = test_split.x(2)
     a, b = RLRQP(seed=3).run(n2, x), RLRQP(seed=3).run(n2, x)
@@ -204,9 +238,10 @@ def test_same_seed_same_result_and_iterations_only_improve(n2, test_split):
     assert again.value <= a.value and again.counts.regions >= a.counts.regions
 
 
-def test_warm_targets_keep_the_warm_start_class(n1, test_split):
+@pytest.mark.parametrize("starts", list(Start))
+def test_warm_targets_keep_the_warm_start_class(n1, test_split, starts):
     x = test_split.x(1)
-    res = RLRQP(targets="warm").run(n1, x)
+    res = RLRQP(targets="warm", starts=starts).run(n1, x)
     df = DeepFool().run(n1, x)
     _assert_verified(n1, x, res)
     assert res.target == df.target and res.value <= df.value
