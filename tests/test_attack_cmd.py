@@ -46,6 +46,18 @@ def test_attack_command_rejects_bad_options(capsys):
     assert "options: n1, n2, n3, n4, alpha, targets, iterations, seed" in capsys.readouterr().err
     assert main(["attack", "--method", "lbfgs", "--images", "0", "--seed", "1"]) == 2
     assert main(["attack", "--method", "rlrqp", "--images", "0", "--option", "targets=best"]) == 2
+    assert main(["attack", "--method", "rlrqp", "--images", "0", "--option", "starts=best"]) == 2
+    assert "unknown starts 'best'; use one of paper, per_target" in capsys.readouterr().err
+
+
+def test_rlrqp_starts_option_is_recorded_in_the_options_column(tmp_path):
+    out = tmp_path / "r.csv"
+    base = ["attack", "--method", "rlrqp", "--net", "N1", "--images", "0", "--out", str(out)]
+    assert main(base) == 0
+    assert main([*base, "--option", "starts=per_target"]) == 0
+    assert main([*base, "--option", "starts=paper"]) == 0  # the default: the same row, nothing to do
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.options) == ["", "starts='per_target'"] and list(frame.status) == ["found", "found"]
 
 
 @pytest.mark.slow
