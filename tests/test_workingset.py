@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from minadv.verify import check, patterns, regions_of_patterns, solve_reference
+from minadv.verify import qp as qp_module
 from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED
-from minadv.verify.qp import certifies_infeasible
+from minadv.verify.qp import certifies_infeasible, farkas_lp
 from minadv.verify.workingset import WorkingSetQPs, dense_qp
 
 from helpers import random_net
@@ -35,10 +36,11 @@ def _full_multipliers(res, k, n_hidden):
     return lam
 
 
-def _assert_equals_reference(net, x, c, active, targets):
+def _assert_equals_reference(net, x, c, active, targets, **options):
     """Every target on the region of `active`: status, value (1e-6 relative), point, lower bound and
-    certificates against cvxpy; optimal points float64-verified. Returns the statuses seen."""
-    res = WorkingSetQPs(net, x, c).solve(active, targets)
+    certificates against cvxpy; optimal points float64-verified. Returns the statuses seen.
+    options: of WorkingSetQPs."""
+    res = WorkingSetQPs(net, x, c, **options).solve(active, targets)
     sol, seen = res.solution, set()
     for k, t in enumerate(targets):
         qp = dense_qp(net, x, c, active, t)
@@ -60,15 +62,46 @@ def _assert_equals_reference(net, x, c, active, targets):
     return seen
 
 
+@pytest.mark.parametrize("certify_after", [40, 0])
 @pytest.mark.parametrize("sizes, seed", [((40, 16, 16, 5), 0), ((30, 24, 4), 1), ((20, 8, 8, 8, 3), 2)])
-def test_equals_cvxpy_on_random_regions(sizes, seed):
+def test_equals_cvxpy_on_random_regions(sizes, seed, certify_after, monkeypatch):
+    """With the default and with the phase-1 LP before the first Newton step (certify_after=0:
+    every infeasible relaxation is then decided by the LP's Farkas vector, checked on the full
+    problem here)."""
     net = random_net(sizes, seed=seed, scale=2.0)
     rng = np.random.default_rng(seed)
     x = rng.random(sizes[0])
     c = net.predict(x)
+    certified = []
+    monkeypatch.setattr(qp_module, "farkas_lp", lambda qp: certified.append(farkas_lp(qp)) or certified[-1])
     seen = set()
     for active in _regions(net, x, rng):
-        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(sizes[-1]) if t != c])
+        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(sizes[-1]) if t != c],
+                                         certify_after=certify_after)
+    assert seen == {OPTIMAL, INFEASIBLE}
+    if certify_after == 0:
+        assert any(y is not None for y in certified)
+
+
+def test_a_wrong_certificate_from_the_lp_is_caught(monkeypatch):
+    """The LP's Farkas vector is only believed after the float64 check: an LP that claims every
+    relaxation infeasible (optimum t* = 1, duals all ones) changes no verdict, on regions with
+    optimal and infeasible targets alike."""
+    from types import SimpleNamespace
+
+    import scipy.optimize
+
+    def lying_linprog(c, A_ub, b_ub, **_):
+        return SimpleNamespace(status=0, fun=1.0, ineqlin=SimpleNamespace(marginals=-np.ones(len(b_ub))))
+
+    net = random_net((40, 16, 16, 5), seed=0, scale=2.0)
+    rng = np.random.default_rng(0)
+    x = rng.random(40)
+    c = net.predict(x)
+    monkeypatch.setattr(scipy.optimize, "linprog", lying_linprog)
+    seen = set()
+    for active in _regions(net, x, rng):
+        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(5) if t != c], certify_after=0)
     assert seen == {OPTIMAL, INFEASIBLE}
 
 

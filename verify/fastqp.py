@@ -268,8 +268,13 @@ def _farkas(P: QPBatch | RowsBatch, lam: torch.Tensor) -> torch.Tensor:
 
 
 def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, max_iter: int = 50,
-                lam0: torch.Tensor | None = None) -> BatchSolution:
-    """Solve every problem of P; threshold: a scalar or one per problem (B,) for pruning."""
+                lam0: torch.Tensor | None = None, certify_after: int | None = None) -> BatchSolution:
+    """Solve every problem of P; threshold: a scalar or one per problem (B,) for pruning.
+
+    certify_after: after that many Newton steps, the problems still open get the phase-1 LP
+    (`qp.farkas_lp`): those it proves infeasible (a float64-checked Farkas vector) end there,
+    the others go on. An infeasible problem's dual grows along its ray only slowly, hundreds
+    of steps on deep networks' regions, where the LP decides in one solve."""
     B, m = P.b.shape
     thr2 = torch.as_tensor(threshold, dtype=torch.float64).expand(B) ** 2
     lam = torch.zeros(B, m, dtype=torch.float64) if lam0 is None else lam0.clone()
@@ -298,6 +303,9 @@ def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, 
         out.value[at[optimal.numpy()]] = D.v[optimal].norm(dim=1).numpy()
         out.lower[at[infeasible.numpy()]] = np.inf
         going = ~(optimal | infeasible | pruned)
+        if it == certify_after and it < max_iter:
+            live = torch.nonzero(going)[:, 0]
+            going[live[_certify(P, out, idx[live])]] = False
         if it == max_iter or not going.any():
             break
         idx = idx[going]
@@ -309,6 +317,20 @@ def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, 
         lam[idx] = new
     _fallback(P, out)
     return out
+
+
+def _certify(P: QPBatch | RowsBatch, out: BatchSolution, open_: torch.Tensor) -> torch.Tensor:
+    """The phase-1 LP on the problems open_ of P: those with a Farkas vector become `infeasible`
+    (lam: the vector, lower: inf). Returns which of open_ did (a mask over open_)."""
+    from .qp import farkas_lp
+
+    done = torch.zeros(len(open_), dtype=torch.bool)
+    for n, k in enumerate(open_.tolist()):
+        y = farkas_lp(P.dense(k))
+        if y is not None:
+            out.status[k], out.lower[k], out.lam[k] = INFEASIBLE, np.inf, torch.as_tensor(y)
+            done[n] = True
+    return done
 
 
 def _fallback(P: QPBatch | RowsBatch, out: BatchSolution) -> None:

@@ -205,12 +205,13 @@ class WorkingSetQPs:
     and DAQP/Clarabel on hundreds of dense rows took seconds per problem)."""
 
     def __init__(self, net, x: np.ndarray, c: int, *, device: str | torch.device = "cpu", tol: float = 1e-9,
-                 add: int = 16, max_rounds: int = 200, max_iter: int = 300):
+                 add: int = 16, max_rounds: int = 200, max_iter: int = 300, certify_after: int | None = 40):
         self.device = torch.device(device)
         self.weights = [torch.tensor(W, dtype=torch.float64, device=self.device) for W in net.weights]
         self.biases = [torch.tensor(b, dtype=torch.float64, device=self.device) for b in net.biases]
         self.x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1))
         self.c, self.tol, self.add, self.max_rounds, self.max_iter = int(c), tol, add, max_rounds, max_iter
+        self.certify_after = certify_after
         self.lo, self.hi = -self.x, 1.0 - self.x
         self.norms0 = self.weights[0].norm(dim=1).cpu()  # ||G_j|| of the first layer's rows (pattern-free)
 
@@ -248,7 +249,8 @@ class WorkingSetQPs:
             limit = np.array([min(regions[r].thr[k], regions[r].sol.value.min()) if prune_by_best else regions[r].thr[k]
                               for r, k in open_])
             P, lam0 = self._batch(regions, open_)
-            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam0)
+            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam0,
+                              certify_after=self.certify_after)
             for i, (r, k) in enumerate(open_):
                 R = regions[r]
                 R.sol.fell_back[k] |= sub.fell_back[i]
