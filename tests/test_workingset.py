@@ -62,12 +62,15 @@ def _assert_equals_reference(net, x, c, active, targets, **options):
     return seen
 
 
-@pytest.mark.parametrize("certify_after", [40, 0])
+LP_FIRST = dict(certify_after=0, max_iter=0)  # no Newton step: every relaxation goes to the LP, then DAQP
+
+
+@pytest.mark.parametrize("options", [{}, dict(certify_after=1), LP_FIRST], ids=["default", "lp-on-support", "lp-first"])
 @pytest.mark.parametrize("sizes, seed", [((40, 16, 16, 5), 0), ((30, 24, 4), 1), ((20, 8, 8, 8, 3), 2)])
-def test_equals_cvxpy_on_random_regions(sizes, seed, certify_after, monkeypatch):
-    """With the default and with the phase-1 LP before the first Newton step (certify_after=0:
-    every infeasible relaxation is then decided by the LP's Farkas vector, checked on the full
-    problem here)."""
+def test_equals_cvxpy_on_random_regions(sizes, seed, options, monkeypatch):
+    """With the default, with the phase-1 LP on the multipliers' support after one Newton step,
+    and with the LP on every row before any (then infeasible relaxations are decided by the
+    LP's Farkas vector, checked on the full problem here)."""
     net = random_net(sizes, seed=seed, scale=2.0)
     rng = np.random.default_rng(seed)
     x = rng.random(sizes[0])
@@ -77,9 +80,9 @@ def test_equals_cvxpy_on_random_regions(sizes, seed, certify_after, monkeypatch)
     seen = set()
     for active in _regions(net, x, rng):
         seen |= _assert_equals_reference(net, x, c, active, [t for t in range(sizes[-1]) if t != c],
-                                         certify_after=certify_after)
+                                         **options)
     assert seen == {OPTIMAL, INFEASIBLE}
-    if certify_after == 0:
+    if options:
         assert any(y is not None for y in certified)
 
 
@@ -101,7 +104,7 @@ def test_a_wrong_certificate_from_the_lp_is_caught(monkeypatch):
     monkeypatch.setattr(scipy.optimize, "linprog", lying_linprog)
     seen = set()
     for active in _regions(net, x, rng):
-        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(5) if t != c], certify_after=0)
+        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(5) if t != c], **LP_FIRST)
     assert seen == {OPTIMAL, INFEASIBLE}
 
 
