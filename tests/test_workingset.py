@@ -120,6 +120,17 @@ def test_equals_cvxpy_on_a_784_1024_10_network(test_split):
     assert OPTIMAL in _assert_equals_reference(net, x, c, active, targets)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{}, LP_FIRST], ids=["default", "lp-first"])
+def test_equals_cvxpy_on_a_deep_wide_network(test_split, options):
+    """784-128x5-10 (random weights), the region of MNIST image 0: one target optimal, one
+    infeasible (the deep networks' case: Q(x) holds no adversarial point for most targets)."""
+    net = random_net((784, 128, 128, 128, 128, 128, 10), seed=12, scale=1.0)
+    x = test_split.x(0)
+    c = net.predict(x)
+    assert _assert_equals_reference(net, x, c, patterns(net, x)[0], [2, 3], **options) == {OPTIMAL, INFEASIBLE}
+
+
 def test_rows_formed_matrix_free_equal_the_explicit_region():
     """FixedPattern.rows / logit_rows / forward (backward and forward passes with the patterns
     fixed, rows and points of three regions mixed in one pass) equal the explicit G, F of
