@@ -28,8 +28,9 @@ Why this is exact:
   tol * ||a_j|| (the same test `solve_batch` applies to the rows of W): then v is feasible for
   the full problem to that tolerance and optimal to it (duality gap <= tol^2 (1 + q));
 - a Farkas certificate of the relaxation (lam >= 0 on W and the target row with
-  min over the box of lam^T (A v - b) > 0) is one of the full problem (zeros elsewhere), so
-  `infeasible` is certified;
+  min over the box of lam^T (A v - b) > 0; from the Newton method, or from the phase-1 LP
+  `qp.farkas_lp` for relaxations still open after `certify_after` steps, checked in float64)
+  is one of the full problem (zeros elsewhere), so `infeasible` is certified;
 - pruning (lower bound >= threshold) uses the same valid bound.
 The first working set: the `add` rows violated at v = 0 (the image x) farthest away; the
 largest distance -b_j / ||a_j|| of a row violated at 0 is a cheap lower bound (as
@@ -200,9 +201,12 @@ class WorkingSetQPs:
     generation (module docstring). Same interface as `fastqp.RegionQPs` (`best`, `polish`).
 
     add: rows added per problem and round; max_iter: Newton steps per relaxation before
-    `solve_batch` hands a problem to DAQP (300, not fastqp's 50: an infeasible relaxation is
-    certified only after its dual has grown along the ray, 150-220 steps on 5x1024 regions,
-    and DAQP/Clarabel on hundreds of dense rows took seconds per problem)."""
+    `solve_batch` hands a problem to the phase-1 LP and then DAQP (300, not fastqp's 50: slow
+    feasible relaxations of deep networks' regions take 100-200 steps, and DAQP on hundreds of
+    dense rows takes seconds); certify_after: Newton steps before the relaxations still open
+    get the phase-1 LP on their multipliers' support (`solve_batch`): an infeasible relaxation
+    is certified by the Newton method only after its dual has grown along the ray, 150-500
+    steps, and most feasible ones end within 40. None: no LP at all."""
 
     def __init__(self, net, x: np.ndarray, c: int, *, device: str | torch.device = "cpu", tol: float = 1e-9,
                  add: int = 16, max_rounds: int = 200, max_iter: int = 300, certify_after: int | None = 40):
