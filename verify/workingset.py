@@ -202,11 +202,12 @@ class WorkingSetQPs:
 
     add: rows added per problem and round; max_iter: Newton steps per relaxation before
     `solve_batch` hands a problem to the phase-1 LP and then DAQP (300, not fastqp's 50: slow
-    feasible relaxations of deep networks' regions take 100-200 steps, and DAQP on hundreds of
-    dense rows takes seconds); certify_after: Newton steps before the relaxations still open
+    feasible relaxations of deep networks' regions take 100-200 steps, and DAQP is slow on
+    hundreds of dense rows); certify_after: Newton steps before the relaxations still open
     get the phase-1 LP on their multipliers' support (`solve_batch`): an infeasible relaxation
     is certified by the Newton method only after its dual has grown along the ray, 150-500
-    steps, and most feasible ones end within 40. None: no LP at all."""
+    steps, and most feasible ones end within 40 (once per relaxation: on 1x1024 regions an LP
+    costs as much as a hundred Newton steps). None: no LP at all."""
 
     def __init__(self, net, x: np.ndarray, c: int, *, device: str | torch.device = "cpu", tol: float = 1e-9,
                  add: int = 16, max_rounds: int = 200, max_iter: int = 300, certify_after: int | None = 40):
