@@ -7,7 +7,8 @@ import torch
 
 from minadv.verify import check, patterns, regions_of_patterns, solve_reference
 from minadv.verify import qp as qp_module
-from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED
+from minadv.verify import workingset as ws_module
+from minadv.verify.fastqp import INFEASIBLE, OPTIMAL, PRUNED, lagrangian_point
 from minadv.verify.qp import certifies_infeasible, farkas_lp
 from minadv.verify.workingset import WorkingSetQPs, dense_qp
 
@@ -62,28 +63,34 @@ def _assert_equals_reference(net, x, c, active, targets, **options):
     return seen
 
 
-LP_FIRST = dict(certify_after=0, max_iter=0)  # no Newton step: every relaxation goes to the LP, then DAQP
+LP_FIRST = dict(certify_after=0, max_iter=0, round_steps=None)  # no Newton step: every relaxation to the LP, then DAQP
 
 
-@pytest.mark.parametrize("options", [{}, dict(certify_after=1), LP_FIRST], ids=["default", "lp-on-support", "lp-first"])
+@pytest.mark.parametrize("options", [{}, dict(certify_after=1), LP_FIRST, dict(round_steps=2)],
+                         ids=["default", "lp-on-support", "lp-first", "two-steps-a-round"])
 @pytest.mark.parametrize("sizes, seed", [((40, 16, 16, 5), 0), ((30, 24, 4), 1), ((20, 8, 8, 8, 3), 2)])
 def test_equals_cvxpy_on_random_regions(sizes, seed, options, monkeypatch):
     """With the default, with the phase-1 LP on the multipliers' support after one Newton step,
-    and with the LP on every row before any (then infeasible relaxations are decided by the
-    LP's Farkas vector, checked on the full problem here)."""
+    with the LP on every row before any (then infeasible relaxations are decided by the
+    LP's Farkas vector, checked on the full problem here), and with rows added at v(lam) after
+    every two Newton steps (most relaxations left open at the end of a round)."""
     net = random_net(sizes, seed=seed, scale=2.0)
     rng = np.random.default_rng(seed)
     x = rng.random(sizes[0])
     c = net.predict(x)
-    certified = []
+    certified, left_open = [], []
     monkeypatch.setattr(qp_module, "farkas_lp", lambda qp: certified.append(farkas_lp(qp)) or certified[-1])
+    monkeypatch.setattr(ws_module, "lagrangian_point",
+                        lambda P, lam: left_open.append(len(P)) or lagrangian_point(P, lam))
     seen = set()
     for active in _regions(net, x, rng):
         seen |= _assert_equals_reference(net, x, c, active, [t for t in range(sizes[-1]) if t != c],
                                          **options)
     assert seen == {OPTIMAL, INFEASIBLE}
-    if options:
+    if options.get("certify_after") is not None:
         assert any(y is not None for y in certified)
+    if options.get("round_steps"):
+        assert sum(left_open) > 0
 
 
 def test_a_wrong_certificate_from_the_lp_is_caught(monkeypatch):

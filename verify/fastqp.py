@@ -268,8 +268,12 @@ def _farkas(P: QPBatch | RowsBatch, lam: torch.Tensor) -> torch.Tensor:
 
 
 def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, max_iter: int = 50,
-                lam0: torch.Tensor | None = None, certify_after: int | None = None) -> BatchSolution:
+                lam0: torch.Tensor | None = None, certify_after: int | None = None,
+                finish: bool = True) -> BatchSolution:
     """Solve every problem of P; threshold: a scalar or one per problem (B,) for pruning.
+
+    finish: hand the problems still open after max_iter steps to DAQP (`_fallback`); False:
+    leave them `unconverged`, their multipliers in lam, for a caller that goes on from there.
 
     certify_after: after that many Newton steps, the problems still open get the phase-1 LP
     (`qp.farkas_lp`) on the rows with lam_j > 0 (on an infeasible problem lam grows along a
@@ -307,7 +311,7 @@ def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, 
         out.value[at[optimal.numpy()]] = D.v[optimal].norm(dim=1).numpy()
         out.lower[at[infeasible.numpy()]] = np.inf
         going = ~(optimal | infeasible | pruned)
-        if it == certify_after and it < max_iter:
+        if it == certify_after and (it < max_iter or not finish):
             live = torch.nonzero(going)[:, 0]
             going[live[_certify(P, out, idx[live], support=True)]] = False
         if it == max_iter or not going.any():
@@ -319,10 +323,17 @@ def solve_batch(P: QPBatch | RowsBatch, threshold=np.inf, *, tol: float = 1e-9, 
         mu[idx] = torch.where(full, mu[idx] / 4, mu[idx] * 4).clamp(1e-8, 1e4)
         last[idx] = (new - lam[idx]).clamp_min(0.0)
         lam[idx] = new
-    if certify_after is not None:
+    if finish and certify_after is not None:
         _certify(P, out, torch.as_tensor(np.flatnonzero(out.status == UNCONVERGED)), support=False)
-    _fallback(P, out)
+    if finish:
+        _fallback(P, out)
     return out
+
+
+def lagrangian_point(P: QPBatch | RowsBatch, lam: torch.Tensor) -> torch.Tensor:
+    """v(lam) = clip(-A^T lam / 2, lo, hi), the minimiser over the box of the Lagrangian at lam
+    (the problems' solutions at their optimal multipliers), (B, d)."""
+    return _Dual(P, lam).v
 
 
 def _certify(P: QPBatch | RowsBatch, out: BatchSolution, open_: torch.Tensor, support: bool) -> torch.Tensor:

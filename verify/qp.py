@@ -142,7 +142,8 @@ def farkas_lp(qp: BoxQP) -> np.ndarray | None:
     min_{v in box} y^T (A v - b), equals t*, so at t* > 0 the LP's row duals y are a Farkas
     vector. HiGHS works to its tolerances, so y is returned only when `certifies_infeasible`
     confirms it in float64; None means "no certificate", not "feasible". The objective of qp
-    plays no part, so any BoxQP (also with zero-cost variables) can be tested.
+    plays no part, so any BoxQP (also with zero-cost variables) can be tested. Without HiGHS's
+    presolve (dense rows: it finds nothing to remove and costs time).
     """
     from scipy.optimize import linprog
 
@@ -152,7 +153,7 @@ def farkas_lp(qp: BoxQP) -> np.ndarray | None:
     cost = np.r_[np.zeros(N), 1.0]
     rows = np.c_[qp.A, -np.linalg.norm(qp.A, axis=1)]
     bounds = np.c_[np.r_[qp.lo, 0.0], np.r_[qp.hi, np.inf]]
-    res = linprog(cost, A_ub=rows, b_ub=qp.b, bounds=bounds, method="highs")
+    res = linprog(cost, A_ub=rows, b_ub=qp.b, bounds=bounds, method="highs", options={"presolve": False})
     if res.status != 0 or res.fun <= 0.0:
         return None
     y = np.maximum(-res.ineqlin.marginals, 0.0)  # scipy: d(objective)/d(b_ub) <= 0
