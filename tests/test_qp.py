@@ -3,6 +3,8 @@ import pytest
 
 from minadv.verify.qp.reference import (
     BoxQP,
+    certifies_infeasible,
+    farkas_lp,
     norm_dual_bound,
     solve_daqp,
     solve_lp,
@@ -52,3 +54,32 @@ def test_infeasible_problems_are_reported_by_every_solver():
     qp = BoxQP(A, np.array([-0.5, -0.5]), -np.ones(2), np.ones(2))
     assert solve_daqp(qp).status == "infeasible"
     assert solve_lp(qp, 1.0).status == "infeasible" and solve_lp(qp, np.inf).status == "infeasible"
+
+
+def test_the_phase1_lp_certifies_infeasible_problems_only():
+    """farkas_lp: a float64-checked Farkas vector for infeasible problems (random rows pushed off
+    the box, zero-cost extra variables included), None for feasible ones."""
+    for seed in range(6):
+        qp = _feasible_qp(seed, n_extra=seed % 3)
+        assert farkas_lp(qp) is None
+        rng = np.random.default_rng(seed)
+        y0 = rng.uniform(0.5, 1.0, 3)  # rows 0-2 combined: a row that misses the box by 0.1
+        lo, hi = qp.lo, qp.hi
+        w = y0 @ qp.A[:3]
+        gap = np.where(w > 0, w * lo, w * hi).sum() - 0.1
+        b = qp.b.copy()
+        b[:3] = gap / y0.sum()  # y0 @ b = gap < min_box y0 @ A v
+        bad = BoxQP(qp.A, b, lo, hi, n=qp.n)
+        y = farkas_lp(bad)
+        assert y is not None and certifies_infeasible(bad, y)
+        assert solve_reference(bad).status == "infeasible"
+
+
+def test_a_certificate_must_beat_the_rounding_error_of_its_check():
+    """v <= 0.5 and v >= 0.5 + 1e-10 on a box of half-width 1e6: y = (1, 1) gives
+    min_box y^T (A v - b) = 1e-10, below the rounding error the check allows for (~1e-9 here),
+    so it is not taken as proof; on the box [0, 1] the same margin is far above it."""
+    A = np.array([[1.0], [-1.0]])
+    b = np.array([0.5, -0.5 - 1e-10])
+    assert not certifies_infeasible(BoxQP(A, b, np.array([-1e6]), np.array([1e6])), np.ones(2))
+    assert certifies_infeasible(BoxQP(A, b, np.array([0.0]), np.array([1.0])), np.ones(2))

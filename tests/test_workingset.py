@@ -1,4 +1,4 @@
-"""The working-set region-QP solver (verify/workingset.py) against the cvxpy reference on random
+"""The working-set region-QP solver (verify/qp/workingset.py) against the cvxpy reference on random
 regions of small random networks and of one 784-1024-10 random network."""
 
 import numpy as np
@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from minadv.verify import check, patterns, regions_of_patterns, solve_reference
-from minadv.verify.qp.batched import INFEASIBLE, OPTIMAL, PRUNED
-from minadv.verify.qp.reference import certifies_infeasible
+from minadv.verify.qp import batched as batched_module
+from minadv.verify.qp import workingset as ws_module
+from minadv.verify.qp.batched import INFEASIBLE, OPTIMAL, PRUNED, lagrangian_point
+from minadv.verify.qp.reference import certifies_infeasible, farkas_lp
 from minadv.verify.qp.workingset import WorkingSetQPs, dense_qp
 
 from helpers import random_net
@@ -35,10 +37,11 @@ def _full_multipliers(res, k, n_hidden):
     return lam
 
 
-def _assert_equals_reference(net, x, c, active, targets):
+def _assert_equals_reference(net, x, c, active, targets, **options):
     """Every target on the region of `active`: status, value (1e-6 relative), point, lower bound and
-    certificates against cvxpy; optimal points float64-verified. Returns the statuses seen."""
-    res = WorkingSetQPs(net, x, c).solve(active, targets)
+    certificates against cvxpy; optimal points float64-verified. Returns the statuses seen.
+    options: of WorkingSetQPs."""
+    res = WorkingSetQPs(net, x, c, **options).solve(active, targets)
     sol, seen = res.solution, set()
     for k, t in enumerate(targets):
         qp = dense_qp(net, x, c, active, t)
@@ -60,15 +63,55 @@ def _assert_equals_reference(net, x, c, active, targets):
     return seen
 
 
+LP_FIRST = dict(certify_after=0, max_iter=0, round_steps=None)  # no Newton step: every relaxation to the LP, then DAQP
+
+
+@pytest.mark.parametrize("options", [{}, dict(certify_after=1), LP_FIRST, dict(round_steps=2)],
+                         ids=["default", "lp-on-support", "lp-first", "two-steps-a-round"])
 @pytest.mark.parametrize("sizes, seed", [((40, 16, 16, 5), 0), ((30, 24, 4), 1), ((20, 8, 8, 8, 3), 2)])
-def test_equals_cvxpy_on_random_regions(sizes, seed):
+def test_equals_cvxpy_on_random_regions(sizes, seed, options, monkeypatch):
+    """With the default, with the phase-1 LP on the multipliers' support after one Newton step,
+    with the LP on every row before any (then infeasible relaxations are decided by the
+    LP's Farkas vector, checked on the full problem here), and with rows added at v(lam) after
+    every two Newton steps (most relaxations left open at the end of a round)."""
     net = random_net(sizes, seed=seed, scale=2.0)
     rng = np.random.default_rng(seed)
     x = rng.random(sizes[0])
     c = net.predict(x)
+    certified, left_open = [], []
+    monkeypatch.setattr(batched_module, "farkas_lp", lambda qp: certified.append(farkas_lp(qp)) or certified[-1])
+    monkeypatch.setattr(ws_module, "lagrangian_point",
+                        lambda P, lam: left_open.append(len(P)) or lagrangian_point(P, lam))
     seen = set()
     for active in _regions(net, x, rng):
-        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(sizes[-1]) if t != c])
+        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(sizes[-1]) if t != c],
+                                         **options)
+    assert seen == {OPTIMAL, INFEASIBLE}
+    if options.get("certify_after") is not None:
+        assert any(y is not None for y in certified)
+    if options.get("round_steps"):
+        assert sum(left_open) > 0
+
+
+def test_a_wrong_certificate_from_the_lp_is_caught(monkeypatch):
+    """The LP's Farkas vector is only believed after the float64 check: an LP that claims every
+    relaxation infeasible (optimum t* = 1, duals all ones) changes no verdict, on regions with
+    optimal and infeasible targets alike."""
+    from types import SimpleNamespace
+
+    import scipy.optimize
+
+    def lying_linprog(c, A_ub, b_ub, **_):
+        return SimpleNamespace(status=0, fun=1.0, ineqlin=SimpleNamespace(marginals=-np.ones(len(b_ub))))
+
+    net = random_net((40, 16, 16, 5), seed=0, scale=2.0)
+    rng = np.random.default_rng(0)
+    x = rng.random(40)
+    c = net.predict(x)
+    monkeypatch.setattr(scipy.optimize, "linprog", lying_linprog)
+    seen = set()
+    for active in _regions(net, x, rng):
+        seen |= _assert_equals_reference(net, x, c, active, [t for t in range(5) if t != c], **LP_FIRST)
     assert seen == {OPTIMAL, INFEASIBLE}
 
 
@@ -82,6 +125,17 @@ def test_equals_cvxpy_on_a_784_1024_10_network(test_split):
     active = patterns(net, x + rng.normal(0, 0.05, x.size))[0]
     targets = [t for t in range(10) if t != c][:2]
     assert OPTIMAL in _assert_equals_reference(net, x, c, active, targets)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{}, LP_FIRST], ids=["default", "lp-first"])
+def test_equals_cvxpy_on_a_deep_wide_network(test_split, options):
+    """784-128x5-10 (random weights), the region of MNIST image 0: one target optimal, one
+    infeasible (the deep networks' case: Q(x) holds no adversarial point for most targets)."""
+    net = random_net((784, 128, 128, 128, 128, 128, 10), seed=12, scale=1.0)
+    x = test_split.x(0)
+    c = net.predict(x)
+    assert _assert_equals_reference(net, x, c, patterns(net, x)[0], [2, 3], **options) == {OPTIMAL, INFEASIBLE}
 
 
 def test_rows_formed_matrix_free_equal_the_explicit_region():

@@ -14,6 +14,7 @@ from .reference import (
     QPSolution,
     QPStatus,
     dual_bound,
+    farkas_lp,
     solve_clarabel,
     solve_daqp,
     solve_norm,
@@ -24,6 +25,7 @@ from .workingset import WorkingSetQPs, dense_qp
 
 __all__ = [
     "OPTIMAL", "RegionQPs", "solve_batch", "solve_node",
-    "BoxQP", "QPSolution", "QPStatus", "dual_bound", "solve_clarabel", "solve_daqp", "solve_norm", "solve_reference",
+    "BoxQP", "QPSolution", "QPStatus", "dual_bound", "farkas_lp", "solve_clarabel", "solve_daqp", "solve_norm",
+    "solve_reference",
     "Regions", "patterns", "region_qp", "regions_at", "regions_of_patterns", "WorkingSetQPs", "dense_qp",
 ]

@@ -113,11 +113,52 @@ def norm_dual_bound(qp: BoxQP, lam: np.ndarray, p: float) -> float:
 
 
 def certifies_infeasible(qp: BoxQP, y: np.ndarray) -> bool:
-    """Farkas: y >= 0 with min_{v in box} y^T (A v - b) > 0 proves {A v <= b} has no point in the box."""
+    """Farkas: y >= 0 with min_{v in box} y^T (A v - b) > 0 proves {A v <= b} has no point in the box.
+
+    The minimum is computed in float64, so it must also exceed the rounding error of that
+    computation, at most gamma ((|A|^T y)^T max(|lo|, |hi|) + y^T |b|) with gamma = (m + N + 2) u
+    (u = 2^-53; the standard bound for dot products of that length), as well as 1e-12 |y^T b|:
+    a vector from a solver that stops at its tolerance is accepted only with a margin the
+    arithmetic cannot fake."""
     y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
     q = qp.A.T @ y
     low = box_min(q, qp.lo, qp.hi) - y @ qp.b
-    return bool(np.isfinite(low) and low > 1e-12 * max(1.0, float(np.abs(y @ qp.b))))
+    if not np.isfinite(low):
+        return False
+    m, N = qp.A.shape
+    reach = np.maximum(np.abs(qp.lo), np.abs(qp.hi))
+    reach = np.where(np.isfinite(reach), reach, 0.0)  # an unbounded pixel counts only where q = 0 exactly
+    gamma = (m + N + 2) * np.finfo(np.float64).eps / 2
+    rounding = gamma * (float(np.abs(qp.A).T @ y @ reach) + float(y @ np.abs(qp.b)))
+    return bool(low > max(rounding, 1e-12 * max(1.0, float(np.abs(y @ qp.b)))))
+
+
+def farkas_lp(qp: BoxQP) -> np.ndarray | None:
+    """A Farkas vector for {A v <= b} in the box from the phase-1 LP (HiGHS, through scipy), or None.
+
+        min t  s.t.  A v - t n <= b,  lo <= v <= hi,  t >= 0      (n_j = ||a_j||, the rows' scale)
+
+    is always feasible; its optimum t* is the least, over the box, of the largest violation of a
+    row in distance ((a_j v - b_j) / n_j), 0 when the rows meet the box. Its dual, max over y >= 0 with y^T n <= 1 of
+    min_{v in box} y^T (A v - b), equals t*, so at t* > 0 the LP's row duals y are a Farkas
+    vector. HiGHS works to its tolerances, so y is returned only when `certifies_infeasible`
+    confirms it in float64; None means "no certificate", not "feasible". The objective of qp
+    plays no part, so any BoxQP (also with zero-cost variables) can be tested. Without HiGHS's
+    presolve (dense rows: it finds nothing to remove and costs time).
+    """
+    from scipy.optimize import linprog
+
+    m, N = qp.A.shape
+    if m == 0:
+        return None
+    cost = np.r_[np.zeros(N), 1.0]
+    rows = np.c_[qp.A, -np.linalg.norm(qp.A, axis=1)]
+    bounds = np.c_[np.r_[qp.lo, 0.0], np.r_[qp.hi, np.inf]]
+    res = linprog(cost, A_ub=rows, b_ub=qp.b, bounds=bounds, method="highs", options={"presolve": False})
+    if res.status != 0 or res.fun <= 0.0:
+        return None
+    y = np.maximum(-res.ineqlin.marginals, 0.0)  # scipy: d(objective)/d(b_ub) <= 0
+    return y if certifies_infeasible(qp, y) else None
 
 
 def once_per_array(build: Callable[[np.ndarray], T]) -> Callable[[np.ndarray], T]:

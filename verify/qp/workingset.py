@@ -12,7 +12,8 @@ with v = z - x:
 s_j = +1 (active) or -1. Only a few of the H region rows (H = 1024 ... 10240) are active at the
 optimum, so we solve relaxations: the problem with the target row, the box and a working set W
 of region rows (`qp.batched.solve_batch`, projected Newton on the dual, with the rows of W and the
-targets as its basis), then compute all H slacks s_j pre_j(x + v) at its solution with ONE
+targets as its basis), then compute all H slacks s_j pre_j(x + v) at its solution (or, for a
+relaxation still open after `round_steps` Newton steps, at its Lagrangian point v(lam)) with ONE
 forward pass through the network with the pattern fixed, add the most violated rows to W (warm
 start: the old multipliers, zero for the new rows) and solve again. The rows themselves are
 never formed for the whole region: a row G_j is one backward pass of the unit vector e_j
@@ -28,14 +29,16 @@ Why this is exact:
   tol * ||a_j|| (the same test `solve_batch` applies to the rows of W): then v is feasible for
   the full problem to that tolerance and optimal to it (duality gap <= tol^2 (1 + q));
 - a Farkas certificate of the relaxation (lam >= 0 on W and the target row with
-  min over the box of lam^T (A v - b) > 0) is one of the full problem (zeros elsewhere), so
-  `infeasible` is certified;
+  min over the box of lam^T (A v - b) > 0; from the Newton method, or from the phase-1 LP
+  `qp.farkas_lp` for relaxations still open after `certify_after` steps, checked in float64)
+  is one of the full problem (zeros elsewhere), so `infeasible` is certified;
 - pruning (lower bound >= threshold) uses the same valid bound.
 The first working set: the `add` rows violated at v = 0 (the image x) farthest away; the
 largest distance -b_j / ||a_j|| of a row violated at 0 is a cheap lower bound (as
 `qp.batched.QPBatch.cheap_bound`), and a problem whose cheap bound reaches the threshold is pruned
-without a QP. Rows enter W at most `add` per problem and round; W only grows, so the loop ends after at most
-H / add rounds (capped by `max_rounds`, after which a problem is reported `unconverged`).
+without a QP. Rows enter W at most `add` per problem and round; W only grows, and a round that
+adds no row to an open problem is followed by one that solves it out, so the loop ends after at
+most 2 H rounds (capped by `max_rounds`, after which a problem is reported `unconverged`).
 
 Many regions at once (`WorkingSetQPs.solve_many`, used by `best` for all regions of an
 rLR-QP round): each region keeps its own working set, and each round solves the relaxations of
@@ -59,7 +62,17 @@ import numpy as np
 import torch
 
 from ..network import margin_rows
-from .batched import INFEASIBLE, OPTIMAL, PRUNED, UNCONVERGED, BatchSolution, RegionBest, RowsBatch, solve_batch
+from .batched import (
+    INFEASIBLE,
+    OPTIMAL,
+    PRUNED,
+    UNCONVERGED,
+    BatchSolution,
+    RegionBest,
+    RowsBatch,
+    lagrangian_point,
+    solve_batch,
+)
 from .reference import BoxQP, solve_daqp
 
 
@@ -179,6 +192,7 @@ class _Region:
         self.sol.lower[:] = cheap
         self.sol.status[cheap >= self.thr] = PRUNED  # a lower bound already at the threshold: no QP at all
         self.rounds = 0
+        self.stalled = np.zeros(T, dtype=bool)  # open after round_steps with no row to add: solve it out next
 
     def grow(self, added: list[int]) -> None:
         """Rows `added` (formed, in the cache) join W; the multipliers get zeros for them."""
@@ -199,17 +213,31 @@ class WorkingSetQPs:
     generation (module docstring). Same interface as `qp.batched.RegionQPs` (`best`, `polish`).
 
     add: rows added per problem and round; max_iter: Newton steps per relaxation before
-    `solve_batch` hands a problem to DAQP (300, not fastqp's 50: an infeasible relaxation is
-    certified only after its dual has grown along the ray, 150-220 steps on 5x1024 regions,
-    and DAQP/Clarabel on hundreds of dense rows took seconds per problem)."""
+    `solve_batch` hands a problem to the phase-1 LP and then DAQP (300, not `RegionQPs`' 50: slow
+    feasible relaxations of deep networks' regions take 100-200 steps, and DAQP is slow on
+    hundreds of dense rows); certify_after: Newton steps before the relaxations still open
+    get the phase-1 LP on their multipliers' support (`solve_batch`): an infeasible relaxation
+    is certified by the Newton method only after its dual has grown along the ray, 150-500
+    steps, and most feasible ones end within 40 (once per relaxation: on 1x1024 regions an LP
+    costs as much as a hundred Newton steps). None: no LP at all.
+
+    round_steps: Newton steps per round. A relaxation still open after them is not solved
+    out: the region rows violated at its Lagrangian point v(lam) join W (as for a solved
+    relaxation) and the next round goes on from lam; only when no row is violated there is it
+    solved out (max_iter steps, then the LP and DAQP) in the next round. Relaxations of deep
+    networks' regions whose optimum is far from x take 100-200 shortened Newton steps (pixels
+    reach the box one by one), and their rows at v(lam) are mostly the rows the solution
+    violates too. None: every relaxation solved out."""
 
     def __init__(self, net, x: np.ndarray, c: int, *, device: str | torch.device = "cpu", tol: float = 1e-9,
-                 add: int = 16, max_rounds: int = 200, max_iter: int = 300):
+                 add: int = 16, max_rounds: int = 200, max_iter: int = 300, certify_after: int | None = 40,
+                 round_steps: int | None = 40):
         self.device = torch.device(device)
         self.weights = [torch.tensor(W, dtype=torch.float64, device=self.device) for W in net.weights]
         self.biases = [torch.tensor(b, dtype=torch.float64, device=self.device) for b in net.biases]
         self.x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1))
         self.c, self.tol, self.add, self.max_rounds, self.max_iter = int(c), tol, add, max_rounds, max_iter
+        self.certify_after, self.round_steps = certify_after, round_steps
         self.lo, self.hi = -self.x, 1.0 - self.x
         self.norms0 = self.weights[0].norm(dim=1).cpu()  # ||G_j|| of the first layer's rows (pattern-free)
 
@@ -247,18 +275,22 @@ class WorkingSetQPs:
             limit = np.array([min(regions[r].thr[k], regions[r].sol.value.min()) if prune_by_best else regions[r].thr[k]
                               for r, k in open_])
             P, lam0 = self._batch(regions, open_)
-            sub = solve_batch(P, torch.as_tensor(limit), tol=self.tol, max_iter=self.max_iter, lam0=lam0)
+            patient = np.array([regions[r].stalled[k] for r, k in open_], dtype=bool)
+            sub = self._relaxations(P, limit, lam0, patient)
             for i, (r, k) in enumerate(open_):
                 R = regions[r]
                 R.sol.fell_back[k] |= sub.fell_back[i]
                 R.sol.iterations[k] += sub.iterations[i]
                 R.sol.lower[k] = sub.lower[i]
                 R.lam[k] = torch.cat([sub.lam[i, : len(R.W)], sub.lam[i, len(R.W) : len(R.W) + 1]])
-                if sub.status[i] != OPTIMAL:  # infeasible, pruned or unconverged: final (module docstring)
-                    R.sol.status[k] = sub.status[i]
+                if sub.status[i] != OPTIMAL and (patient[i] or sub.status[i] != UNCONVERGED):
+                    R.sol.status[k] = sub.status[i]  # infeasible, pruned or unconverged: final (module docstring)
             ok = np.flatnonzero(sub.status == OPTIMAL)
-            which = np.array([open_[i][0] for i in ok], dtype=np.int64)
-            new_rows = self._violated(pat, which, self._slacks(pat, sub.v[ok], which),
+            slow = np.flatnonzero((sub.status == UNCONVERGED) & ~patient)
+            pts = np.r_[ok, slow]
+            which = np.array([open_[i][0] for i in pts], dtype=np.int64)
+            V = torch.cat([sub.v[ok], lagrangian_point(P[torch.as_tensor(slow)], sub.lam[slow])])
+            new_rows = self._violated(pat, which, self._slacks(pat, V, which),
                                       [regions[r].W for r in which], [regions[r].cache for r in which])
             for r, R in enumerate(regions):
                 mine = np.flatnonzero(which == r)
@@ -266,11 +298,39 @@ class WorkingSetQPs:
                     continue
                 new = [new_rows[n] for n in mine]
                 for n, rows in zip(mine, new, strict=True):
-                    if not rows:  # no region row violated beyond the tolerance: optimal
-                        i, k = ok[n], open_[ok[n]][1]
+                    i, k = pts[n], open_[pts[n]][1]
+                    if n >= len(ok):  # the relaxation open after round_steps: go on from lam, with rows or without
+                        R.stalled[k] = not rows
+                    elif not rows:  # no region row violated beyond the tolerance: optimal
                         R.sol.status[k], R.sol.value[k], R.sol.v[k] = OPTIMAL, sub.value[i], sub.v[i]
+                    else:
+                        R.stalled[k] = False
                 R.grow(sorted(set().union(*map(set, new))))
         return [R.result() for R in regions]
+
+    def _relaxations(self, P: RowsBatch, limit: np.ndarray, lam0: torch.Tensor, patient: np.ndarray) -> BatchSolution:
+        """One round's `solve_batch`: round_steps Newton steps (then the LP on the multipliers'
+        support) for the relaxations, left `unconverged` where open; max_iter steps and the
+        fallbacks (LP, DAQP) for the `patient` ones (open after round_steps with no region row
+        violated at v(lam): their working set cannot grow, so only solving them helps)."""
+        kw = dict(tol=self.tol, certify_after=self.certify_after)
+        if self.round_steps is None:
+            return solve_batch(P, torch.as_tensor(limit), max_iter=self.max_iter, lam0=lam0, **kw)
+        out = None
+        for mask, steps, finish in ((~patient, self.round_steps, False), (patient, self.max_iter, True)):
+            idx = np.flatnonzero(mask)
+            if not len(idx):
+                continue
+            part = solve_batch(P[torch.as_tensor(idx)], torch.as_tensor(limit[idx]), max_iter=steps,
+                               lam0=lam0[idx], finish=finish, **kw)
+            if out is None:
+                B = len(P)
+                out = BatchSolution(np.full(B, UNCONVERGED, dtype=object), np.full(B, np.inf),
+                                    torch.full((B, P.A.shape[2]), torch.nan, dtype=torch.float64), np.zeros(B),
+                                    torch.zeros_like(lam0), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=bool))
+            for name in ("status", "value", "v", "lower", "lam", "iterations", "fell_back"):
+                getattr(out, name)[idx] = getattr(part, name)
+        return out
 
     def _seed(self, pat: FixedPattern,
               b_region: torch.Tensor) -> list[tuple[list[int], dict[int, torch.Tensor], float]]:
