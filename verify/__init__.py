@@ -40,7 +40,7 @@ from .io import (
     write_counterexample,
     write_vnnlib,
 )
-from .network import InputError, NetworkError, ReluNetwork
+from .network import InputError, NetworkError, NeuronState, ReluNetwork
 from .parallel import pinned_threads, spawn_pool
 from .qp import (
     BoxQP,
@@ -66,7 +66,8 @@ __all__ = [
     "CexCheck", "Property", "VnnlibError", "check_counterexample", "format_counterexample", "format_vnnlib",
     "load_network", "load_onnx", "parse_counterexample", "parse_vnnlib", "read_counterexample", "read_vnnlib",
     "write_counterexample", "write_vnnlib",
-    "InputError", "NetworkError", "ReluNetwork", "MissingExtraError", "missing_extra", "require",
+    "InputError", "NetworkError", "NeuronState", "ReluNetwork",
+    "MissingExtraError", "missing_extra", "require",
     "pinned_threads", "spawn_pool",
     "BoxQP", "QPSolution", "QPStatus", "Regions", "dual_bound", "patterns", "region_qp", "regions_at",
     "regions_of_patterns", "solve_clarabel", "solve_reference",

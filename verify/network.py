@@ -7,6 +7,7 @@ and the MIP. Every verdict in minadv is recomputed with `ReluNetwork.forward`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 import torch
@@ -15,6 +16,16 @@ from torch import nn
 
 class NetworkError(ValueError):
     """A model that is not a plain feed-forward ReLU network."""
+
+
+class NeuronState(IntEnum):
+    """A hidden ReLU's state in a search node, the one encoding of the branch and bound (exact)
+    and the split search (decide): the sign sigma of its split constraint sigma * g <= 0 on its
+    pre-activation g."""
+
+    ACTIVE = -1  # g >= 0: relu(g) = g
+    FREE = 0  # not fixed: relaxed
+    INACTIVE = 1  # g <= 0: relu(g) = 0
 
 
 class InputError(ValueError):

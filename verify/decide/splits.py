@@ -34,14 +34,14 @@ import torch
 from scipy.optimize import linprog
 
 from ..bounds import WIDEN, Bounds, relu_relaxation, through_relaxations
-from ..network import ReluNetwork
+from ..network import NeuronState, ReluNetwork
 from ..qp import regions_of_patterns
 from .verdicts import TargetVerdict
 
 
 @dataclass
 class Nodes:
-    """A batch of nodes: per hidden layer, sigma (B, n) in {-1, 0, +1} (active / free / inactive)
+    """A batch of nodes: per hidden layer, sigma (B, n) of `NeuronState` values (active / free / inactive)
     and the warm start alpha (B, n), beta (B, n) >= 0."""
 
     sigma: list[torch.Tensor]
@@ -85,8 +85,8 @@ class _Tensors:
         intercept, unstable, active)."""
         out = []
         for s, l, u in zip(sigma, self.l, self.u, strict=True):
-            l = torch.where(s < 0, l.clamp(min=0), l)
-            u = torch.where(s > 0, u.clamp(max=0), u)
+            l = torch.where(s == NeuronState.ACTIVE, l.clamp(min=0), l)
+            u = torch.where(s == NeuronState.INACTIVE, u.clamp(max=0), u)
             _, s_up, i_up = (torch.from_numpy(np.asarray(a)).to(l.dtype) for a in relu_relaxation(l.numpy(), u.numpy()))
             out.append((s_up, i_up, (l < 0) & (u > 0), l >= 0))
         return out
@@ -123,7 +123,7 @@ class SplitSearch:
         self.iters, self.batch, self.lr_alpha, self.lr_beta = iters, batch, lr_alpha, lr_beta
 
     def root(self) -> Nodes:
-        sigma = [torch.zeros(1, len(l), dtype=torch.int8) for l in self.f64.l]
+        sigma = [torch.full((1, len(l)), NeuronState.FREE, dtype=torch.int8) for l in self.f64.l]
         alpha = [torch.from_numpy(relu_relaxation(l.numpy(), u.numpy())[0]).float()[None]  # CROWN's slopes
                  for l, u in zip(self.f64.l, self.f64.u, strict=True)]
         beta = [torch.zeros(1, len(l)) for l in self.f64.l]
@@ -162,7 +162,7 @@ class SplitSearch:
                 for b in beta:
                     b.clamp_(min=0.0)
         with torch.no_grad():
-            scores = [torch.where((s == 0) & f, A.clamp(min=0) * r[1] + 1e-6 * A.abs(), -1.0)
+            scores = [torch.where((s == NeuronState.FREE) & f, A.clamp(min=0) * r[1] + 1e-6 * A.abs(), -1.0)
                       for s, f, A, r in zip(nodes.sigma, self.free, coeffs, relax, strict=True)]
             ub, _, z = self.f64.bound(nodes.sigma, self.f64.relax(nodes.sigma), keep_a, keep_b, maximisers=True)
             ub = ub + WIDEN * (1 + ub.abs())
@@ -186,13 +186,13 @@ class SplitSearch:
         idx = idx[splittable]
         offsets = np.cumsum([0] + [s.shape[1] for s in scores])
         kids = []
-        for sign in (-1, 1):
+        for sign in (NeuronState.ACTIVE, NeuronState.INACTIVE):
             sigma = [s.clone() for s in parents.sigma]
             beta = [b.clone() for b in parents.beta]
             for j in range(len(sigma)):
                 mine = (idx >= offsets[j]) & (idx < offsets[j + 1])
                 rows = torch.nonzero(mine).flatten()
-                sigma[j][rows, idx[mine] - offsets[j]] = sign
+                sigma[j][rows, idx[mine] - offsets[j]] = int(sign)
                 beta[j][rows, idx[mine] - offsets[j]] = 0.0
             kids.append(Nodes(sigma, list(parents.alpha), beta))
         return Nodes.cat(kids), torch.nonzero(~splittable).flatten().numpy()
@@ -202,7 +202,8 @@ class SplitSearch:
         max c.f(z) over it and the box by HiGHS's LP. 'safe' if the maximum is < 0 (to within
         HiGHS's tolerances: the root's WIDEN margin is far larger), 'sat' with a float64-checked
         point, 'unknown' for a maximum >= 0 the float64 check refuses (a tie at 0)."""
-        active = torch.cat([torch.where(s == 0, l >= 0, s < 0) for s, l in zip(sigma, self.f64.l, strict=True)])
+        active = torch.cat([torch.where(s == NeuronState.FREE, l >= 0, s == NeuronState.ACTIVE)
+                            for s, l in zip(sigma, self.f64.l, strict=True)])
         reg = regions_of_patterns(self.net, active[None])
         A, b = (t[0].numpy() for t in reg.inequalities())
         w = self.c @ reg.F[0].numpy()
