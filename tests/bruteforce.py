@@ -84,3 +84,18 @@ def max_margin_in_box(net, lower, upper, label, targets=None, fixed=None):
             if res.status == 0:
                 best = max(best, float(w @ res.x + qp.b[-1]))
     return best
+
+
+def node_optimum(net, x, c, t, states, p=2.0, solve=solve_clarabel):
+    """min ||delta||_p of target t over the points whose activation pattern agrees with `states`
+    (per hidden layer: 1 active, 0 inactive, -1 either): problem (3) on every completion."""
+    fixed = np.concatenate(states)
+    best = np.inf
+    for bits in itertools.product([False, True], repeat=int((fixed < 0).sum())):
+        pattern = fixed >= 1
+        pattern[fixed < 0] = bits
+        qp = regions_of_patterns(net, pattern[None]).qp(0, x, c, t)
+        sol = solve(qp) if p == 2 else _solve_lp(qp, p)
+        if sol.status == "optimal":
+            best = min(best, sol.norm)
+    return best

@@ -9,7 +9,8 @@ certified by the explicit Lagrangian dual at the solver's multipliers (`qp.norm_
 search stops when the smallest open bound L satisfies U - L <= rel_gap * U.
 
 Incumbents: every node point x + delta* has a real activation pattern; problem (3) on that
-region (polytope module) gives a verified adversarial point (each region and target once).
+region (the node problem with every ReLU fixed to the point's pattern, solved like a node)
+gives a verified adversarial point (each region and target once).
 Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius).
 Bounds: first layer exact over box cap ball of radius U, later layers by back-substitution;
 recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs).
@@ -31,7 +32,7 @@ from .domain import Domain
 from .incumbent import Incumbent, improve
 from .network import ReluNetwork
 from .nodeqp import solve_node
-from .polytope import patterns, regions_of_patterns
+from .polytope import patterns
 from .qp import QPSolution, QPStatus, solve_norm
 from .relaxation import NodeQP, node_qp, root_states
 from .result import Counts, Stop
@@ -100,7 +101,8 @@ class BranchAndBound:
         self.seen.add(key)
         self.counts.regions += 1
         self.counts.qp_solves += 1
-        sol = solve_norm(regions_of_patterns(self.net, active).qp(0, self.x, self.c, t), self.p)
+        states = np.split(active.numpy()[0].astype(np.int8), np.cumsum(self.net.hidden_sizes)[:-1])
+        sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box))
         if sol.status == QPStatus.OPTIMAL:
             self.offer(self.x + sol.v, t)
 
@@ -117,16 +119,18 @@ class BranchAndBound:
         self.counts.pruned += 1
         return True
 
+    def _solve_qp(self, problem: NodeQP) -> QPSolution:
+        if self.p == 2 and self.node_solver == "reduced":
+            return solve_node(problem.qp, problem.basis)
+        return solve_norm(problem.qp, self.p)
+
     def _solve_node(self, t: int, states: list[np.ndarray], parent: Node | None) -> Node | None:
         """The node's QP bound (None: infeasible, or contradicted by the root bounds)."""
         states = self._merge(states)
         if states is None:
             return None
         problem = node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box)
-        if self.p == 2 and self.node_solver == "reduced":
-            sol = solve_node(problem.qp, problem.basis)
-        else:
-            sol = solve_norm(problem.qp, self.p)
+        sol = self._solve_qp(problem)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
         if sol.status == QPStatus.INFEASIBLE:

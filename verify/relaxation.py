@@ -72,8 +72,8 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
         H = np.zeros_like(M)
         Hc = np.zeros_like(Mc)
         h0 = np.zeros_like(m)
-        for j in np.flatnonzero(s == 1):
-            H[j], Hc[j], h0[j] = M[j], Mc[j], m[j]
+        on = s == 1
+        H[on], Hc[on], h0[on] = M[on], Mc[on], m[on]
         fix_on = (s == 1) & (l < 0)
         fix_off = (s == 0) & (u > 0)
         if fix_on.any():  # fixed by branching: g >= 0
@@ -84,21 +84,20 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
             rows.append(M[fix_off])
             crows.append(Mc[fix_off])
             rhs.append(-m[fix_off])
-        for j in np.flatnonzero(s < 0):
-            col = d + len(free)
-            free.append((k, j))
-            e = np.zeros(N)
-            e[col] = 1.0
-            slope = u[j] / (u[j] - l[j])
-            rows.append((M[j] - e)[None])  # g_j - h_j <= 0
-            crows.append(Mc[j][None])
-            rhs.append(np.array([-m[j]]))
-            upper_rows.append(sum(len(r) for r in rows))
-            rows.append((e - slope * M[j])[None])  # h_j - slope (g_j - l_j) <= 0
-            crows.append(-slope * Mc[j][None])
-            rhs.append(np.array([slope * (m[j] - l[j])]))
-            hu[col] = u[j]
-            H[j] = e
+        js = np.flatnonzero(s < 0)
+        if js.size:  # per free neuron j, two rows: g_j - h_j <= 0, h_j - slope (g_j - l_j) <= 0
+            cols = d + len(free) + np.arange(js.size)
+            free += [(k, int(j)) for j in js]
+            slope = u[js] / (u[js] - l[js])
+            E = np.zeros((js.size, N))
+            E[np.arange(js.size), cols] = 1.0
+            first = sum(len(r) for r in rows)
+            rows.append(np.stack([M[js] - E, E - slope[:, None] * M[js]], axis=1).reshape(2 * js.size, N))
+            crows.append(np.stack([Mc[js], -slope[:, None] * Mc[js]], axis=1).reshape(2 * js.size, -1))
+            rhs.append(np.stack([-m[js], slope * (m[js] - l[js])], axis=1).ravel())
+            upper_rows += list(first + 1 + 2 * np.arange(js.size))
+            hu[cols] = u[js]
+            H[js] = E
         W, b = net.weights[k + 1], net.biases[k + 1]
         M, Mc, m = W @ H, W @ Hc, W @ h0 + b
     # f_t - f_c >= 0
