@@ -38,7 +38,9 @@ def test_node_qp_bound_never_exceeds_the_node_optimum(seed, radius):
     so a node whose optimum lies beyond it may be bounded by anything above the radius."""
     net, x, c, bb, nodes = _random_nodes(seed, 6, radius)
     for t, states in nodes:
-        node = bb._solve_node(t, states, None)
+        root = bb._solve_node(t, [s.copy() for s in bb.root], None)
         truth = node_optimum(net, x, c, t, states)
-        bound = np.inf if node is None else node.bound
-        assert min(bound, radius) <= truth + 1e-9
+        for parent in (None, root):  # a parent: its bound inherited, its point the QP's start
+            node = bb._solve_node(t, states, parent)
+            bound = np.inf if node is None else node.bound
+            assert min(bound, radius) <= truth + 1e-9

@@ -77,6 +77,29 @@ def test_equals_daqp_on_mnist_nodes_without_fallback(request, test_split, net_na
             _check_against(solve_reference(qp, tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11), sol, qp, 1e-7)
 
 
+@pytest.mark.parametrize("image", [2, 31])
+def test_a_start_point_changes_only_the_rounds(n1, test_split, image):
+    """Started from the root's minimiser (what a child gets from its parent) or from a random
+    point, every node ends at the cold start's optimum; from the parent in fewer rounds."""
+    problems = _random_nodes(n1, test_split.x(image), np.random.default_rng(image), 10)
+    root = solve_node(problems[0].qp, problems[0].basis)
+    rng = np.random.default_rng(0)
+    rounds = {"cold": 0, "parent": 0}
+    for problem in problems[1:]:
+        qp = problem.qp
+        cold = {}
+        ref = solve_node(qp, problem.basis, info=cold)
+        rounds["cold"] += cold["rounds"]
+        for name, start in (("parent", root.v), ("random", rng.uniform(qp.lo, qp.hi))):
+            info = {}
+            sol = solve_node(qp, problem.basis, info=info, start=start)
+            _check_against(ref, sol, qp, 1e-7)
+            if name == "parent":
+                assert not info["fallback"], info
+                rounds["parent"] += info["rounds"]
+    assert rounds["parent"] < rounds["cold"], rounds
+
+
 @pytest.mark.parametrize("shift", [200.0, 1e4])
 def test_infeasible_mnist_nodes_are_certified(n2, test_split, shift):
     """f_t - f_c >= shift: beyond the relaxation of some nodes (200: found by the first reduced

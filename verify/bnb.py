@@ -92,7 +92,7 @@ class BranchAndBound:
         if self.inc.value < (1 - self.retighten) * self.bound_radius:
             self._tighten()
 
-    def _region_qp(self, point: np.ndarray, t: int) -> None:
+    def _region_qp(self, point: np.ndarray, t: int, start: QPSolution) -> None:
         """Problem (3) for target t on the region of `point` (each region and target once)."""
         active = patterns(self.net, point)
         key = (t, np.packbits(active.numpy()).tobytes())
@@ -102,7 +102,7 @@ class BranchAndBound:
         self.counts.regions += 1
         self.counts.qp_solves += 1
         states = np.split(active.numpy()[0].astype(np.int8), np.cumsum(self.net.hidden_sizes)[:-1])
-        sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box))
+        sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box), start)
         if sol.status == QPStatus.OPTIMAL:
             self.offer(self.x + sol.v, t)
 
@@ -119,9 +119,12 @@ class BranchAndBound:
         self.counts.pruned += 1
         return True
 
-    def _solve_qp(self, problem: NodeQP) -> QPSolution:
+    def _solve_qp(self, problem: NodeQP, start: QPSolution | None = None) -> QPSolution:
+        """The node problem's solution; p = 2 "reduced": the pixels at a bound of `start`'s
+        point (a parent's, a node's) are the solver's first guess of those at a bound."""
         if self.p == 2 and self.node_solver == "reduced":
-            return solve_node(problem.qp, problem.basis)
+            warm = start.v if start is not None and start.status == QPStatus.OPTIMAL else None
+            return solve_node(problem.qp, problem.basis, start=warm)
         return solve_norm(problem.qp, self.p)
 
     def _solve_node(self, t: int, states: list[np.ndarray], parent: Node | None) -> Node | None:
@@ -130,7 +133,7 @@ class BranchAndBound:
         if states is None:
             return None
         problem = node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box)
-        sol = self._solve_qp(problem)
+        sol = self._solve_qp(problem, parent.sol if parent else None)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
         if sol.status == QPStatus.INFEASIBLE:
@@ -146,7 +149,7 @@ class BranchAndBound:
         if node.sol.status == QPStatus.OPTIMAL:
             point = self.x + node.sol.v[: self.net.n_inputs]
             self.offer(point, node.target)
-            self._region_qp(point, node.target)
+            self._region_qp(point, node.target, node.sol)
         return not self._prune(node.bound)
 
     def _scores(self, node: Node) -> np.ndarray:
