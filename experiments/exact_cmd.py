@@ -30,7 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("--norm", default="2", help="2, inf or 1 (default 2)")
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds per image (default 300)")
     p.add_argument("--rel-gap", type=float, default=1e-4, help="stop when (upper - lower) <= gap * upper")
-    p.add_argument("--method", choices=METHODS, default="auto", help="auto: bnb for L2, mip otherwise")
+    p.add_argument("--method", choices=METHODS, default="auto", help="auto: bnb")
     p.add_argument("--tightening", choices=TIGHTENING, default="lp", help="bounds of layers >= 2 (mip)")
 
 
