@@ -93,7 +93,8 @@ class BranchAndBound:
             self._tighten()
 
     def _region_qp(self, point: np.ndarray, t: int, start: QPSolution) -> None:
-        """Problem (3) for target t on the region of `point` (each region and target once)."""
+        """Problem (3) for target t on the region of `point` (each region and target once);
+        start: the solution of the node whose point it is (see `_solve_qp`)."""
         active = patterns(self.net, point)
         key = (t, np.packbits(active.numpy()).tobytes())
         if key in self.seen:

@@ -47,9 +47,9 @@ def minimal_perturbation(
     """Proven minimal ||delta||_p (p in {1, 2, inf}) with x + delta in [0,1]^d and
     max_{t != c} f_t(x+delta) - f_c(x+delta) >= 0, c the network's decision on x.
 
-    method: 'bnb' (branch-and-bound over ReLU splits with QP node bounds, LP for L1 / Linf), 'mip' (the Tjeng
-    MILP in Pyomo + HiGHS; for L2 a loop of MILPs over an outer approximation), 'auto' (bnb for
-    every norm: the faster by measurement, see docs/performance-log.md).
+    method: 'bnb' (branch-and-bound over ReLU splits with QP node bounds, LPs for L1 / Linf),
+    'mip' (the Tjeng MILP in Pyomo + HiGHS; for L2 a loop of MILPs over an outer approximation),
+    'auto' (bnb for every norm: the faster by measurement, see docs/performance-log.md).
     tightening (mip only): bounds of layers >= 2 by 'crown' back-substitution, plus per-neuron
     'lp' or short 'mip' solves. The first layer is always exact over box cap ball.
     upper_bound: an adversarial point (array, e.g. from an attack; verified here and used as
