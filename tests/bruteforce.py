@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 from scipy.optimize import linprog
 
-from minadv.verify import QPSolution, regions_of_patterns, solve_clarabel
+from minadv.verify import NeuronState, QPSolution, regions_of_patterns, solve_clarabel
 
 
 def _solve_lp(qp, p):
@@ -83,4 +83,20 @@ def max_margin_in_box(net, lower, upper, label, targets=None, fixed=None):
             res = linprog(-w, A_ub=A, b_ub=b, bounds=list(zip(qp.lo, qp.hi, strict=True)), method="highs")
             if res.status == 0:
                 best = max(best, float(w @ res.x + qp.b[-1]))
+    return best
+
+
+def node_optimum(net, x, c, t, states, p=2.0, solve=solve_clarabel):
+    """min ||delta||_p of target t over the points whose activation pattern agrees with `states`
+    (per hidden layer, `NeuronState`s: free ones either way): problem (3) on every completion."""
+    fixed = np.concatenate(states)
+    best = np.inf
+    free = fixed == NeuronState.FREE
+    for bits in itertools.product([False, True], repeat=int(free.sum())):
+        pattern = fixed == NeuronState.ACTIVE
+        pattern[free] = bits
+        qp = regions_of_patterns(net, pattern[None]).qp(0, x, c, t)
+        sol = solve(qp) if p == 2 else _solve_lp(qp, p)
+        if sol.status == "optimal":
+            best = min(best, sol.norm)
     return best

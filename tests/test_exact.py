@@ -123,6 +123,12 @@ def test_both_methods_match_brute_force_on_tiny_networks(seed, norm, method):
     assert res.value == pytest.approx(np.linalg.norm(res.x_adv - x, ord=p), abs=1e-12)
 
 
+@pytest.mark.parametrize("norm", [1, "inf", 2])
+def test_auto_runs_the_branch_and_bound_for_every_norm(norm):
+    net, x = _instance(1)
+    assert minimal_perturbation(net, x, norm, time_limit=60).message == "scheme=bnb"
+
+
 @pytest.mark.parametrize("tightening", ["crown", "lp", "mip"])
 def test_tightening_levels_agree(tightening):
     net, x = _instance(2)  # two hidden layers: the levels act on layer 2

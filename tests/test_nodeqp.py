@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from minadv.verify import NeuronState
 from minadv.verify.exact.bnb import BranchAndBound
 from minadv.verify.exact.relaxation import node_qp
 from minadv.verify.qp.reduced import solve_node
@@ -24,9 +25,9 @@ def _random_nodes(net, x, rng, count):
         states = [s.copy() for s in bb.root]
         if i:
             for s in states:
-                free = np.flatnonzero(s < 0)
+                free = np.flatnonzero(s == NeuronState.FREE)
                 fix = free[rng.random(len(free)) < 0.4]
-                s[fix] = rng.integers(0, 2, len(fix))
+                s[fix] = np.where(rng.integers(0, 2, len(fix)) == 1, NeuronState.ACTIVE, NeuronState.INACTIVE)
         out.append(node_qp(net, x, c, int(rng.choice(targets)), bb.bounds, states, bb.box))
     return out
 
@@ -77,6 +78,29 @@ def test_equals_daqp_on_mnist_nodes_without_fallback(request, test_split, net_na
             _check_against(solve_reference(qp, tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11), sol, qp, 1e-7)
 
 
+@pytest.mark.parametrize("image", [2, 31])
+def test_a_start_point_changes_only_the_rounds(n1, test_split, image):
+    """Started from the root's minimiser (what a child gets from its parent) or from a random
+    point, every node ends at the cold start's optimum; from the parent in fewer rounds."""
+    problems = _random_nodes(n1, test_split.x(image), np.random.default_rng(image), 10)
+    root = solve_node(problems[0].qp, problems[0].basis)
+    rng = np.random.default_rng(0)
+    rounds = {"cold": 0, "parent": 0}
+    for problem in problems[1:]:
+        qp = problem.qp
+        cold = {}
+        ref = solve_node(qp, problem.basis, info=cold)
+        rounds["cold"] += cold["rounds"]
+        for name, start in (("parent", root.v), ("random", rng.uniform(qp.lo, qp.hi))):
+            info = {}
+            sol = solve_node(qp, problem.basis, info=info, start=start)
+            _check_against(ref, sol, qp, 1e-7)
+            if name == "parent":
+                assert not info["fallback"], info
+                rounds["parent"] += info["rounds"]
+    assert rounds["parent"] < rounds["cold"], rounds
+
+
 @pytest.mark.parametrize("shift", [200.0, 1e4])
 def test_infeasible_mnist_nodes_are_certified(n2, test_split, shift):
     """f_t - f_c >= shift: beyond the relaxation of some nodes (200: found by the first reduced
@@ -103,7 +127,9 @@ def test_region_qp_without_relaxed_relus(n1, test_split):
     x = test_split.x(0)
     c = int(n1.predict(x))
     bb = BranchAndBound(n1, x, c)
-    pattern = [np.where(s < 0, (n1.pre_activations(x)[k] > 0).astype(np.int8), s) for k, s in enumerate(bb.root)]
+    pattern = [np.where(s == NeuronState.FREE, np.where(n1.pre_activations(x)[k] > 0, NeuronState.ACTIVE,
+                                                          NeuronState.INACTIVE), s).astype(np.int8)
+               for k, s in enumerate(bb.root)]
     problem = node_qp(n1, x, c, (c + 1) % 10, bb.bounds, pattern, bb.box)
     assert problem.qp.A.shape[1] == x.size
     _check_against(solve_reference(problem.qp, **TIGHT), solve_node(problem.qp, problem.basis), problem.qp, 1e-7)

@@ -6,8 +6,8 @@
 Suites (each sets networks, norms and the cross-check; --nets / --norm / --images narrow them):
 - `paper` (default): N1 and N2, L2.
 - `scale`: L2 on N1, N2, S1 = 784-100-10, S2 = 784-200-10, S3 = 784-100-100-10, and Linf and L1
-  on N1, N2, S1, each image by the default scheme and cross-checked by the other one (L2: bnb,
-  checked by the Pyomo + HiGHS MIP; Linf / L1: the MIP, checked by bnb).
+  on N1, N2, S1, each image by the default scheme (bnb) and cross-checked by the other one (the
+  Pyomo + HiGHS MIP).
 
 Rows go through the results store (resumable: finished rows are never recomputed, a
 `time_limit` row is retried with a larger --time-limit); a cross-check row is keyed by its
@@ -77,9 +77,9 @@ def cases(suite: str, nets: list[str] | None, norm: str | None, cross_check: boo
     return [Case(c.net, c.norm, c.cross or cross_check) for c in chosen]
 
 
-def schemes(method: str, norm: str) -> tuple[str, str]:
-    """(the scheme `method` runs, the other one, which cross-checks it); auto is bnb for L2, else the MIP."""
-    main = method if method != "auto" else ("bnb" if norm == "2" else "mip")
+def schemes(method: str) -> tuple[str, str]:
+    """(the scheme `method` runs, the other one, which cross-checks it); auto is bnb for every norm."""
+    main = method if method != "auto" else "bnb"
     return main, "mip" if main == "bnb" else "bnb"
 
 
@@ -92,7 +92,7 @@ def summary(frame: pd.DataFrame, method: str) -> str:
     cross-check column (the rows of the other scheme, where both proved the image)."""
     rows_out = []
     for (net, norm), g in frame.groupby(["net", "norm"], sort=False):
-        main, other = (options_key("mip", {"method": s}) for s in (method, schemes(method, norm)[1]))
+        main, other = (options_key("mip", {"method": s}) for s in (method, schemes(method)[1]))
         rows = g[g.options == main]
         if rows.empty:
             continue
@@ -114,7 +114,7 @@ def run(args) -> int:
     todo = cases(args.suite, args.nets, args.norm, args.cross_check)
     with ResultStore(args.out) as store:
         for case in todo:
-            for scheme in (args.method, schemes(args.method, case.norm)[1]) if case.cross else (args.method,):
+            for scheme in (args.method, schemes(args.method)[1]) if case.cross else (args.method,):
                 options = {"time_limit": args.time_limit, "method": scheme}
                 run_many(case.net, args.images, "mip", case.norm, store, options, jobs=args.jobs)
         frame = store.frame

@@ -31,7 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds per image (default 300)")
     p.add_argument("--rel-gap", type=float, default=1e-4, help="stop when (upper - lower) <= gap * upper")
     p.add_argument("--method", choices=[m.value for m in Method], default=Method.AUTO.value,
-                   help="auto: bnb for L2, mip otherwise")
+                   help="auto: bnb (every norm)")
     p.add_argument("--tightening", choices=[m.value for m in Tightening], default=Tightening.LP.value,
                    help="bounds of layers >= 2 (mip)")
 

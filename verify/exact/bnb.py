@@ -9,7 +9,8 @@ certified by the explicit Lagrangian dual at the solver's multipliers (`qp.norm_
 search stops when the smallest open bound L satisfies U - L <= rel_gap * U.
 
 Incumbents: every node point x + delta* has a real activation pattern; problem (3) on that
-region (polytope module) gives a verified adversarial point (each region and target once).
+region (the node problem with every ReLU fixed to the point's pattern, solved like a node)
+gives a verified adversarial point (each region and target once).
 Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius).
 Bounds: first layer exact over box cap ball of radius U, later layers by back-substitution;
 recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs).
@@ -30,11 +31,13 @@ import numpy as np
 
 from ..bounds import crown
 from ..domain import Domain
-from ..network import ReluNetwork
-from ..qp import QPSolution, QPStatus, patterns, regions_of_patterns, solve_node, solve_norm
+from ..network import NeuronState, ReluNetwork
+from ..qp import QPSolution, QPStatus, patterns, solve_node, solve_norm
 from ..result import Counts, Stop
 from .incumbent import Incumbent, improve
 from .relaxation import NodeQP, node_qp, root_states
+
+ACTIVE, INACTIVE, FREE = NeuronState.ACTIVE, NeuronState.INACTIVE, NeuronState.FREE
 
 
 @dataclass(order=True)
@@ -95,9 +98,9 @@ class BranchAndBound:
     def _merge(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
         """A node's fixings on top of the current root states (stable neurons may have grown);
         None when a fixing contradicts a root state: no point of the node lies in the ball."""
-        if any(((r >= 0) & (s >= 0) & (r != s)).any() for r, s in zip(self.root, states, strict=True)):
+        if any(((r != FREE) & (s != FREE) & (r != s)).any() for r, s in zip(self.root, states, strict=True)):
             return None
-        return [np.where(r >= 0, r, s) for r, s in zip(self.root, states, strict=True)]
+        return [np.where(r != FREE, r, s) for r, s in zip(self.root, states, strict=True)]
 
     # --- incumbents ------------------------------------------------------------------
     def offer(self, point: np.ndarray, t_hint: int) -> None:
@@ -106,8 +109,9 @@ class BranchAndBound:
         if self.inc.value < (1 - self.retighten) * self.bound_radius:
             self._tighten()
 
-    def _region_qp(self, point: np.ndarray, t: int) -> None:
-        """Problem (3) for target t on the region of `point` (each region and target once)."""
+    def _region_qp(self, point: np.ndarray, t: int, start: QPSolution) -> None:
+        """Problem (3) for target t on the region of `point` (each region and target once);
+        start: the solution of the node whose point it is (see `_solve_qp`)."""
         active = patterns(self.net, point)
         key = (t, np.packbits(active.numpy()).tobytes())
         if key in self.seen:
@@ -115,7 +119,9 @@ class BranchAndBound:
         self.seen.add(key)
         self.counts.regions += 1
         self.counts.qp_solves += 1
-        sol = solve_norm(regions_of_patterns(self.net, active).qp(0, self.x, self.c, t), self.p)
+        states = np.split(np.where(active.numpy()[0], ACTIVE, INACTIVE).astype(np.int8),
+                          np.cumsum(self.net.hidden_sizes)[:-1])
+        sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box), start)
         if sol.status == QPStatus.OPTIMAL:
             self.offer(self.x + sol.v, t)
 
@@ -132,16 +138,21 @@ class BranchAndBound:
         self.counts.pruned += 1
         return True
 
+    def _solve_qp(self, problem: NodeQP, start: QPSolution | None = None) -> QPSolution:
+        """The node problem's solution; p = 2 "reduced": the pixels at a bound of `start`'s
+        point (a parent's, a node's) are the solver's first guess of those at a bound."""
+        if self.p == 2 and self.node_solver == NodeSolver.REDUCED:
+            warm = start.v if start is not None and start.status == QPStatus.OPTIMAL else None
+            return solve_node(problem.qp, problem.basis, start=warm)
+        return solve_norm(problem.qp, self.p)
+
     def _solve_node(self, t: int, states: list[np.ndarray], parent: Node | None) -> Node | None:
         """The node's QP bound (None: infeasible, or contradicted by the root bounds)."""
         states = self._merge(states)
         if states is None:
             return None
         problem = node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box)
-        if self.p == 2 and self.node_solver == NodeSolver.REDUCED:
-            sol = solve_node(problem.qp, problem.basis)
-        else:
-            sol = solve_norm(problem.qp, self.p)
+        sol = self._solve_qp(problem, parent.sol if parent else None)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
         if sol.status == QPStatus.INFEASIBLE:
@@ -160,7 +171,7 @@ class BranchAndBound:
         if node.sol.status == QPStatus.OPTIMAL:
             point = self.x + node.sol.v[: self.net.n_inputs]
             self.offer(point, node.target)
-            self._region_qp(point, node.target)
+            self._region_qp(point, node.target, node.sol)
         return not self._prune(node.bound)
 
     def _scores(self, node: Node) -> np.ndarray:
@@ -183,7 +194,7 @@ class BranchAndBound:
     def _split(self, node: Node, neuron: tuple[int, int]) -> list[Node | None]:
         k, j = neuron
         kids = []
-        for state in (0, 1):
+        for state in (INACTIVE, ACTIVE):
             states = [s.copy() for s in node.states]
             states[k][j] = state
             kids.append(self._solve_node(node.target, states, node))

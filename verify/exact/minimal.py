@@ -58,9 +58,9 @@ def minimal_perturbation(
     """Proven minimal ||delta||_p (p in {1, 2, inf}) with x + delta in [0,1]^d and
     max_{t != c} f_t(x+delta) - f_c(x+delta) >= 0, c the network's decision on x.
 
-    method: 'bnb' (L2: branch-and-bound over ReLU splits with QP node bounds), 'mip' (the Tjeng
-    MILP in Pyomo + HiGHS; for L2 a loop of MILPs over an outer approximation), 'auto' (bnb for
-    L2, mip otherwise: the faster by measurement, see docs/performance-log.md).
+    method: 'bnb' (branch-and-bound over ReLU splits with QP node bounds, LPs for L1 / Linf),
+    'mip' (the Tjeng MILP in Pyomo + HiGHS; for L2 a loop of MILPs over an outer approximation),
+    'auto' (bnb for every norm: the faster by measurement, see docs/performance-log.md).
     tightening (mip only): bounds of layers >= 2 by 'crown' back-substitution, plus per-neuron
     'lp' or short 'mip' solves. The first layer is always exact over box cap ball.
     node_solver (bnb, L2 only): see `NodeSolver`.
@@ -89,7 +89,7 @@ def minimal_perturbation(
     for sol in region_qp(net, x, c, solve=lambda qp: solve_norm(qp, p)).values():
         if sol.status == QPStatus.OPTIMAL:
             inc = improve(net, x, c, p, inc, x + sol.v, radius)
-    scheme = Method.BNB if method == Method.BNB or (method == Method.AUTO and p == 2) else Method.MIP
+    scheme = Method.MIP if method == Method.MIP else Method.BNB
     if scheme == Method.BNB:
         search = BranchAndBound(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, node_solver=node_solver)
     else:

@@ -1,7 +1,7 @@
 """The node problem of the ReLU branch-and-bound over a partial activation pattern.
 
 For class c, target t, root bounds l <= g_j <= u and a state per hidden neuron
-(1 active, 0 inactive, -1 free), with v = (delta, h_free):
+(`NeuronState`: active, inactive or free), with v = (delta, h_free):
 
     minimise ||delta||_p   (p = 2: a convex QP; p = 1, inf: an LP)
     s.t.  x + delta in [0,1]^d,
@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bounds import Bounds
-from ..network import ReluNetwork
+from ..network import NeuronState, ReluNetwork
 from ..qp import BoxQP
+
+ACTIVE, INACTIVE, FREE = NeuronState.ACTIVE, NeuronState.INACTIVE, NeuronState.FREE
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ class NodeQP:
 
 
 def root_states(bounds: Bounds) -> list[np.ndarray]:
-    """1 for stable active (l >= 0), 0 for stable inactive (u <= 0), -1 for unstable."""
-    return [np.where(l >= 0, 1, np.where(u <= 0, 0, -1)).astype(np.int8)
+    """Per hidden layer: active where stable active (l >= 0), inactive where stable inactive
+    (u <= 0), free where unstable."""
+    return [np.where(l >= 0, ACTIVE, np.where(u <= 0, INACTIVE, FREE)).astype(np.int8)
             for l, u in zip(bounds.lower, bounds.upper, strict=True)]
 
 
@@ -48,7 +51,7 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
             box: tuple[np.ndarray, np.ndarray] | None = None) -> NodeQP:
     """box: bounds on delta (default: x + delta in [0,1]^d; Linf domains cap it at the radius)."""
     d = net.n_inputs
-    n_free = int(sum((s < 0).sum() for s in states))
+    n_free = int(sum((s == FREE).sum() for s in states))
     N = d + n_free
     rows: list[np.ndarray] = []
     crows: list[np.ndarray] = []  # the pixel part of each row block in the basis W_1: rows[i][:, :d] = crows[i] @ W_1
@@ -72,10 +75,10 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
         H = np.zeros_like(M)
         Hc = np.zeros_like(Mc)
         h0 = np.zeros_like(m)
-        for j in np.flatnonzero(s == 1):
-            H[j], Hc[j], h0[j] = M[j], Mc[j], m[j]
-        fix_on = (s == 1) & (l < 0)
-        fix_off = (s == 0) & (u > 0)
+        on = s == ACTIVE
+        H[on], Hc[on], h0[on] = M[on], Mc[on], m[on]
+        fix_on = (s == ACTIVE) & (l < 0)
+        fix_off = (s == INACTIVE) & (u > 0)
         if fix_on.any():  # fixed by branching: g >= 0
             rows.append(-M[fix_on])
             crows.append(-Mc[fix_on])
@@ -84,21 +87,20 @@ def node_qp(net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, sta
             rows.append(M[fix_off])
             crows.append(Mc[fix_off])
             rhs.append(-m[fix_off])
-        for j in np.flatnonzero(s < 0):
-            col = d + len(free)
-            free.append((k, j))
-            e = np.zeros(N)
-            e[col] = 1.0
-            slope = u[j] / (u[j] - l[j])
-            rows.append((M[j] - e)[None])  # g_j - h_j <= 0
-            crows.append(Mc[j][None])
-            rhs.append(np.array([-m[j]]))
-            upper_rows.append(sum(len(r) for r in rows))
-            rows.append((e - slope * M[j])[None])  # h_j - slope (g_j - l_j) <= 0
-            crows.append(-slope * Mc[j][None])
-            rhs.append(np.array([slope * (m[j] - l[j])]))
-            hu[col] = u[j]
-            H[j] = e
+        js = np.flatnonzero(s == FREE)
+        if js.size:  # per free neuron j, two rows: g_j - h_j <= 0, h_j - slope (g_j - l_j) <= 0
+            cols = d + len(free) + np.arange(js.size)
+            free += [(k, int(j)) for j in js]
+            slope = u[js] / (u[js] - l[js])
+            E = np.zeros((js.size, N))
+            E[np.arange(js.size), cols] = 1.0
+            first = sum(len(r) for r in rows)
+            rows.append(np.stack([M[js] - E, E - slope[:, None] * M[js]], axis=1).reshape(2 * js.size, N))
+            crows.append(np.stack([Mc[js], -slope[:, None] * Mc[js]], axis=1).reshape(2 * js.size, -1))
+            rhs.append(np.stack([-m[js], slope * (m[js] - l[js])], axis=1).ravel())
+            upper_rows += list(first + 1 + 2 * np.arange(js.size))
+            hu[cols] = u[js]
+            H[js] = E
         W, b = net.weights[k + 1], net.biases[k + 1]
         M, Mc, m = W @ H, W @ Hc, W @ h0 + b
     # f_t - f_c >= 0

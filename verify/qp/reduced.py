@@ -51,7 +51,7 @@ _PRIMAL_TOL = 1e-10  # DAQP's default 1e-6 leaves points 1e-7 off, wrong working
 _TAU = 1e-12  # how far past its bound a pixel's s must go to change side
 
 
-_gram = once_per_array(lambda U: U @ U.T)  # U U^T of a basis (the first round frees every pixel)
+_full_gram = once_per_array(lambda U: U @ U.T)  # U U^T of a basis (the first round frees every pixel)
 
 
 def row_basis(qp: BoxQP) -> tuple[np.ndarray, np.ndarray]:
@@ -75,22 +75,36 @@ def _factor(K: np.ndarray) -> np.ndarray:
         return V[:, keep] * np.sqrt(w[keep])
 
 
+def _gram(U: np.ndarray, K: np.ndarray, free: np.ndarray, new_free: np.ndarray) -> np.ndarray:
+    """U_F U_F^T for the free set F = new_free, from K = U_F U_F^T of F = free: a low-rank
+    update when fewer pixels change side than stay free, else recomputed."""
+    added, removed = new_free & ~free, free & ~new_free
+    if added.sum() + removed.sum() < new_free.sum():
+        Ua, Ur = U[:, added], U[:, removed]
+        return K + Ua @ Ua.T - Ur @ Ur.T
+    UF = U[:, new_free]
+    return UF @ UF.T
+
+
 def solve_node(qp: BoxQP, basis: tuple[np.ndarray, np.ndarray] | None = None, *, max_rounds: int = 12,
-               info: dict | None = None) -> QPSolution:
+               info: dict | None = None, start: np.ndarray | None = None) -> QPSolution:
     """min ||v[:n]||_2 s.t. A v <= b, lo <= v <= hi (the record of `qp.solve_daqp`).
 
     basis: (C, U) with A[:, :n] = C @ U (e.g. U = W_1); computed by SVD when missing.
     info: if a dict, receives rounds, DAQP iterations and how the node ended.
+    start: a point whose pixels at a bound of the box (<= lo or >= hi) form the first guess of
+    B (e.g. the parent node's minimiser; default: every pixel free). Only the first round
+    changes: the result is certified the same way.
     """
     info = {} if info is None else info
-    sol = _solve(qp, basis, max_rounds, info)
+    sol = _solve(qp, basis, max_rounds, info, start)
     info["fallback"] = sol is None
     if sol is None:
         return solve_daqp(qp)
     return sol
 
 
-def _solve(qp: BoxQP, basis, max_rounds: int, info: dict) -> QPSolution | None:
+def _solve(qp: BoxQP, basis, max_rounds: int, info: dict, start: np.ndarray | None) -> QPSolution | None:
     A, b = qp.A, qp.b
     m, N = A.shape
     n = qp.n_obj
@@ -105,7 +119,12 @@ def _solve(qp: BoxQP, basis, max_rounds: int, info: dict) -> QPSolution | None:
     dlo, dhi, hlo, hhi = lo[:n], hi[:n], lo[n:], hi[n:]
     free = np.ones(n, dtype=bool)
     dB = np.zeros(n)
-    K = _gram(U).copy()
+    K = _full_gram(U).copy()
+    if start is not None:
+        at_lo, at_hi = start[:n] <= dlo, start[:n] >= dhi
+        free = ~(at_lo | at_hi)
+        K = U[:, free] @ U[:, free].T
+        dB = np.where(at_lo, dlo, np.where(at_hi, dhi, 0.0))
     lam_ws = None
     seen = {free.tobytes()}
     info["rounds"] = 0
@@ -149,13 +168,7 @@ def _solve(qp: BoxQP, basis, max_rounds: int, info: dict) -> QPSolution | None:
             info["how"] = "cycle"
             break
         seen.add(key)
-        added, removed = new_free & ~free, free & ~new_free
-        if added.sum() + removed.sum() < new_free.sum():
-            Ua, Ur = U[:, added], U[:, removed]
-            K = K + Ua @ Ua.T - Ur @ Ur.T
-        else:
-            UF = U[:, new_free]
-            K = UF @ UF.T
+        K = _gram(U, K, free, new_free)
         free, dB = new_free, d
     else:
         info["how"] = "no fixed point"

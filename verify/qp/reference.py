@@ -249,10 +249,11 @@ def solve_lp(qp: BoxQP, p: float) -> QPSolution:
     m, N = qp.A.shape
     n = qp.n_obj
     k = n if p == 1 else 1
-    pick = np.zeros((n, N))
-    pick[:, :n] = np.eye(n)
-    S = -np.eye(n) if p == 1 else -np.ones((n, 1))
-    A = np.block([[qp.A, np.zeros((m, k))], [pick, S], [-pick, S]])
+    pick = sp.eye(n, N, format="csr")
+    S = -sp.eye(n, format="csr") if p == 1 else sp.csr_matrix(-np.ones((n, 1)))
+    # sparse: the 2n rows |v_i| <= s have two entries each (dense, they made HiGHS's input ~1600 x 850)
+    A = sp.vstack([sp.hstack([sp.csr_matrix(qp.A), sp.csr_matrix((m, k))]), sp.hstack([pick, S]),
+                   sp.hstack([-pick, S])], format="csr")
     b = np.r_[qp.b, np.zeros(2 * n)]
     cost = np.r_[np.zeros(N), np.ones(k)]
     res = linprog(cost, A_ub=A, b_ub=b, bounds=[*zip(qp.lo, qp.hi, strict=True), *[(0, None)] * k], method="highs")
