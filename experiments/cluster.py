@@ -46,7 +46,7 @@ class DaskExecutor:
             with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES,
                                   "distributed.scheduler.worker-saturation": 1.0}):
                 # no dashboard; the scheduler's HTTP routes on a free port, not on Dask's 8787
-                self._cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                self._cluster = LocalCluster(n_workers=max(jobs, 1), threads_per_worker=1, processes=True,
                                              dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
                                              env=one_thread_env())
             self.client = Client(self._cluster)
