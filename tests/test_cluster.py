@@ -13,8 +13,11 @@ import minadv.experiments.runner as runner
 from minadv.experiments.cli import main
 from minadv.experiments.store import KEY, ResultStore
 
-cluster = pytest.importorskip("minadv.experiments.cluster", reason="needs the cluster extra (dask[distributed])")
-from distributed import WorkerPlugin  # noqa: E402  (after the skip: only with the extra)
+
+@pytest.fixture
+def cluster():
+    """minadv.experiments.cluster; the tests that use it are skipped without the cluster extra."""
+    return pytest.importorskip("minadv.experiments.cluster", reason="needs the cluster extra (dask[distributed])")
 
 
 def _deepfool(out, *extra):
@@ -37,7 +40,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:{port}", "not-an-address"])
-def test_a_bad_address_is_one_line_and_exit_2_before_any_work(tmp_path, monkeypatch, capsys, no_work, address):
+def test_a_bad_address_is_one_line_and_exit_2_before_any_work(tmp_path, monkeypatch, capsys, no_work, cluster,
+                                                               address):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 0.5)
     address = address.format(port=_free_port())
     out = tmp_path / "r.csv"
@@ -56,7 +60,7 @@ def test_an_address_without_the_dask_executor_is_refused(tmp_path, capsys, no_wo
 @pytest.mark.parametrize("command", ["exact", "attack", "reproduce"])
 def test_without_the_extra_the_dask_executor_is_one_line_naming_it(tmp_path, monkeypatch, capsys, no_work, command):
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ModuleNotFoundError
-    monkeypatch.delitem(sys.modules, "minadv.experiments.cluster")
+    monkeypatch.delitem(sys.modules, "minadv.experiments.cluster", raising=False)
     args = {"exact": ["exact", "--images", "0", "--out", str(tmp_path / "r.csv")],
             "attack": _deepfool(tmp_path / "r.csv"),
             "reproduce": ["reproduce", "--quick", "--out", str(tmp_path)]}[command]
@@ -66,28 +70,29 @@ def test_without_the_extra_the_dask_executor_is_one_line_naming_it(tmp_path, mon
     assert not (tmp_path / "r.csv").exists() and not (tmp_path / "results.csv").exists()
 
 
-class DieOnImages(WorkerPlugin):
-    """Test only: in each worker (restarted ones too), run_one writes a line to tries_<image>
-    in `folder`, then kills its worker process on image `once` the first time and on image
-    `always` every time."""
+def die_on_images(folder, once, always):
+    """A worker plugin (defined here, so that it travels by value): in each worker, restarted
+    ones too, run_one writes a line to tries_<image> in `folder`, then kills its worker process
+    on image `once` the first time and on image `always` every time."""
+    from distributed import WorkerPlugin
 
-    def __init__(self, folder, once, always):
-        self.folder, self.once, self.always = str(folder), once, always
+    class DieOnImages(WorkerPlugin):
+        def setup(self, worker):
+            real = runner.run_one
 
-    def setup(self, worker):
-        real = runner.run_one
+            def run_one(net, image, *args):
+                tries = os.path.join(folder, f"tries_{image}")
+                with open(tries, "a") as fh:
+                    fh.write("try\n")
+                with open(tries) as fh:
+                    first = len(fh.readlines()) == 1
+                if image == always or (image == once and first):
+                    os._exit(1)
+                return real(net, image, *args)
 
-        def run_one(net, image, *args):
-            tries = os.path.join(self.folder, f"tries_{image}")
-            with open(tries, "a") as fh:
-                fh.write("try\n")
-            with open(tries) as fh:
-                first = len(fh.readlines()) == 1
-            if image == self.always or (image == self.once and first):
-                os._exit(1)
-            return real(net, image, *args)
+            runner.run_one = run_one
 
-        runner.run_one = run_one
+    return DieOnImages()
 
 
 def _blas_and_torch_threads():
@@ -99,7 +104,7 @@ def _blas_and_torch_threads():
 
 
 @pytest.mark.slow
-def test_a_dead_worker_loses_no_row_and_duplicates_none(tmp_path):
+def test_a_dead_worker_loses_no_row_and_duplicates_none(tmp_path, cluster):
     """Image 2's worker dies on its first try: retried once, its row found. Image 4's dies on
     every try: after the retry, an `error` row saying so. Every image has one row; the others are
     those of a run in this process; and restarted workers are pinned to one thread too."""
@@ -108,7 +113,7 @@ def test_a_dead_worker_loses_no_row_and_duplicates_none(tmp_path):
         runner.run_many("N1", images, "deepfool", "2", store, progress=False, batch=1)
     local = pd.read_csv(tmp_path / "local.csv").set_index("image")
     with cluster.DaskExecutor(2) as ex, ResultStore(tmp_path / "dask.csv") as store:
-        ex.client.register_plugin(DieOnImages(tmp_path, once, always))
+        ex.client.register_plugin(die_on_images(str(tmp_path), once, always))
         rows = runner.run_many("N1", images, "deepfool", "2", store, progress=False, batch=1, executor=ex)
         ex.client.wait_for_workers(2)
         pinned = ex.client.run(_blas_and_torch_threads)
@@ -129,7 +134,7 @@ def test_a_dead_worker_loses_no_row_and_duplicates_none(tmp_path):
 
 
 @pytest.mark.slow
-def test_reproduce_quick_on_a_local_dask_cluster_gives_the_rows_of_two_processes(tmp_path):
+def test_reproduce_quick_on_a_local_dask_cluster_gives_the_rows_of_two_processes(tmp_path, cluster):
     """`minadv reproduce --quick` (N1, images 0:3) with 2 Dask workers and with --jobs 2: the same
     rows, exact optima and attack points alike; only the times differ."""
     runs = {}
