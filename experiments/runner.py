@@ -194,7 +194,8 @@ def run_many(
     if todo:
         _network(net)  # a model that does not load fails here, before the progress bar is drawn
     rows: list[dict] = []
-    executor = executor or ProcessExecutor(jobs)
+    if executor is None:
+        executor = ProcessExecutor(jobs)
     if batch > 1:  # e.g. 50 CW images on 2 cores: two batches of 25 at once
         size = max(1, min(batch, -(-len(todo) // max(executor.workers, 1))))
         work, args = _batch_job, [(net, todo[k : k + size], method, options) for k in range(0, len(todo), size)]
