@@ -22,6 +22,8 @@ tries) and thread settings apply, and its workers need minadv installed.
 
 from __future__ import annotations
 
+import logging
+import signal
 from collections.abc import Iterator
 
 import dask
@@ -36,6 +38,13 @@ CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler at --address before givi
 RETRIES = 1  # more tries for a unit whose worker died (local cluster)
 
 
+def dask_setup(worker) -> None:
+    """Run by each local worker as it starts (a Dask preload): it ignores Ctrl-C, which a terminal
+    sends to the whole process group; the client handles it (closing the cluster ends the
+    workers), as with the process pool's workers, instead of each worker printing a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class DaskExecutor:
     """A client of the Dask scheduler at `address`, or of a new local cluster of `jobs` workers;
     use it as a context manager (the exit closes the client and the cluster it started)."""
@@ -45,10 +54,12 @@ class DaskExecutor:
         if address is None:
             with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES,
                                   "distributed.scheduler.worker-saturation": 1.0}):
-                # no dashboard; the scheduler's HTTP routes on a free port, not on Dask's 8787
+                # no dashboard; the scheduler's HTTP routes on a free port, not on Dask's 8787; Dask's
+                # warnings (a worker restarted, one killed at the close) not printed over the progress bar
                 self._cluster = LocalCluster(n_workers=max(jobs, 1), threads_per_worker=1, processes=True,
                                              dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
-                                             env=one_thread_env())
+                                             env=one_thread_env(), silence_logs=logging.ERROR,
+                                             preload=[__name__])  # dask_setup below, in each worker
             self.client = Client(self._cluster)
         else:
             try:

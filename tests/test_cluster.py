@@ -2,8 +2,11 @@
 when a worker dies, bad addresses and a missing extra refused before any work."""
 
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -146,3 +149,41 @@ def test_reproduce_quick_on_a_local_dask_cluster_gives_the_rows_of_two_processes
     process, dask = runs["process"], runs["dask"]
     assert len(process) == 3 * len(runner.method_names()) and set(process.status) <= {"optimal", "found"}
     pd.testing.assert_frame_equal(dask.drop(columns="time_s"), process.drop(columns="time_s"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_local_dask_cluster_keeps_the_rows_and_the_same_command_resumes(tmp_path, cluster):
+    """SIGINT to the whole process group (as a terminal sends it) once rows are written: one line,
+    no traceback, exit 130, no process left; the same command then computes only the rest."""
+    out = tmp_path / "r.csv"
+    args = ["attack", "--method", "lbfgs", "--net", "N1", "--images", "0:8", "--executor", "dask", "--jobs", "2",
+            "--out", str(out)]
+    # SIGINT as a terminal leaves it (a shell's background job would start the command with it ignored)
+    proc = subprocess.Popen([sys.executable, "-m", "minadv.experiments.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 240
+        while not (out.exists() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    kept = pd.read_csv(out)
+    assert proc.returncode == 130 and "Traceback" not in err and 1 <= len(kept) < 8
+    last = f"minadv attack: interrupted; {len(kept)} rows kept in {out}; the same command resumes"
+    assert err.splitlines()[-1] == last
+    deadline = time.monotonic() + 10  # a worker that just ended is a zombie until init reaps it
+
+    def left():
+        return subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).returncode == 0
+
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left()
+    assert main(args) == 0
+    frame = pd.read_csv(out)
+    assert sorted(frame.image) == list(range(8))
+    pd.testing.assert_frame_equal(frame.iloc[: len(kept)], kept)  # kept as they were, not computed again
