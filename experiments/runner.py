@@ -1,24 +1,32 @@
 """The unit of work and the loop around it.
 
 `run_one(net, image, method, norm, options) -> Result` is a pure function of its
-(picklable) arguments, so a process pool runs it today and a cluster engine could run it
-later. `run_many` skips what the store already holds, runs the rest (in `jobs` processes)
-and stores each row as soon as it is finished and verified.
+(picklable) arguments, so any executor can run it: `run_many` skips what the store already
+holds, hands the rest to an executor (local processes, `ProcessExecutor`, or a Dask cluster,
+`minadv.experiments.cluster.DaskExecutor`) and stores each row in this process as soon as its
+unit is finished and verified.
+
+An executor is anything with `workers` (how many units run at once) and
+`imap_unordered(fn, args)`, which yields fn(a) for each a in args in the order they finish, or
+a `WorkerLost` for a unit whose worker died on every try the executor allows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from multiprocessing import resource_tracker
 
 import numpy as np
 from tqdm import tqdm
 
-from minadv.verify import ReluNetwork, Result, norm_name, parse_norm, spawn_pool
+from minadv.verify import InputError, ReluNetwork, Result, Status, norm_name, parse_norm, require, spawn_pool
 
 from .data import mnist
 from .models import load
@@ -85,9 +93,64 @@ def run_one(net: str, image: int, method: str, norm: str, options: dict | None =
     return make_method(method, norm, options)(_network(net), x)
 
 
-def _job(args) -> tuple[int, Result]:
+def _job(args) -> list[tuple[int, Result]]:
+    """[(image, result)] of run_one (the shape of `_batch_job`'s answer)."""
     net, image, method, norm, options = args
-    return image, run_one(net, image, method, norm, options)
+    return [(image, run_one(net, image, method, norm, options))]
+
+
+class ExecutorKind(StrEnum):
+    """Where the units of work run (--executor)."""
+
+    PROCESS = "process"  # --jobs local processes (one pool per run_many call)
+    DASK = "dask"  # a Dask cluster: --address, else a local one of --jobs workers
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A unit (its argument) whose worker died on every try the executor allows, with the
+    executor's words; run_many stores an `error` row for each of the unit's images."""
+
+    unit: tuple
+    message: str
+
+
+class ProcessExecutor:
+    """Units in `workers` spawned processes (a new pool for each call, ended with it), or in this
+    process when workers = 1 or there is one unit."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = workers
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def imap_unordered(self, fn, args: list) -> Iterator:
+        with _pool(self.workers) if self.workers > 1 and len(args) > 1 else _Serial() as pool:
+            yield from pool.imap_unordered(fn, args)
+
+
+def add_executor_arguments(p) -> None:
+    """--executor and --address (with --jobs, which each command defines)."""
+    p.add_argument("--executor", type=ExecutorKind, choices=list(ExecutorKind), default=ExecutorKind.PROCESS,
+                   help="process: --jobs local processes (default); dask: a Dask cluster, the one at --address or "
+                        "a local one of --jobs workers (needs minadv[cluster])")
+    p.add_argument("--address", help="the scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                   "(with --executor dask; its workers need minadv installed)")
+
+
+def open_executor(kind: ExecutorKind, jobs: int = 1, address: str | None = None):
+    """The executor of --executor, --jobs and --address, as a context manager (a Dask one closes
+    its client and any cluster it started on exit). A Dask executor without the `cluster` extra
+    is a MissingExtraError; an --address that no scheduler answers is an InputError."""
+    if kind is ExecutorKind.PROCESS:
+        if address is not None:
+            raise InputError("--address is a Dask scheduler's: use it with --executor dask")
+        return ProcessExecutor(jobs)
+    return require("minadv.experiments.cluster").DaskExecutor(jobs, address)
 
 
 def run_many(
@@ -102,12 +165,14 @@ def run_many(
     progress: bool = True,
     net_label: str | None = None,
     batch: int | None = None,
+    executor=None,
 ) -> list[dict]:
     """Run `method` on every image (each once) whose row `store` lacks or must redo (--force; a
     missing point; a `time_limit` row given more time), storing each row as it finishes;
     batch > 1 (attacks only) hands up to `batch` images at a time to `Attack.run_batch` (rows
-    are written per batch), split over the `jobs` processes. Default: 50 for attacks that
-    batch (`Attack.batched`: CW, DeepFool), else 1."""
+    are written per batch), split over the executor's workers. Default: 50 for attacks that
+    batch (`Attack.batched`: CW, DeepFool), else 1. The units run on `executor` (default: a
+    ProcessExecutor of `jobs` processes); a unit whose worker was lost gives `error` rows."""
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work
@@ -127,26 +192,38 @@ def run_many(
     if todo:
         _network(net)  # a model that does not load fails here, before the progress bar is drawn
     rows: list[dict] = []
+    if executor is None:
+        executor = ProcessExecutor(jobs)
     if batch > 1:  # e.g. 50 CW images on 2 cores: two batches of 25 at once
-        size = max(1, min(batch, -(-len(todo) // max(jobs, 1))))
+        size = max(1, min(batch, -(-len(todo) // max(executor.workers, 1))))
         work, args = _batch_job, [(net, todo[k : k + size], method, options) for k in range(0, len(todo), size)]
     else:
         work, args = _job, [(net, i, method, p, options) for i in todo]
     bar = tqdm(total=len(todo), desc=f"{label} {method} L{p}", unit="img", disable=not progress)
     try:
-        with _pool(jobs) if jobs > 1 and len(args) > 1 else _Serial() as pool:
-            for pairs in pool.imap_unordered(work, args):
-                for image, result in pairs if batch > 1 else [pairs]:
+        # closing: an exception here ends the executor's iteration at once (a pool's exit terminates it)
+        with contextlib.closing(executor.imap_unordered(work, args)) as outcomes:
+            for outcome in outcomes:
+                if isinstance(outcome, WorkerLost):
+                    images = outcome.unit[1] if batch > 1 else [outcome.unit[1]]
+                    outcome = [(i, _lost(net, i, method, p, outcome.message)) for i in images]
+                for image, result in outcome:
                     rows.append(store.append(label, image, result, split.x(image), label=int(split.labels[image]),
                                              options=key, time_limit=limit))
                     bar.set_postfix_str(f"img {image}: {result.status} {result.value:.4g} ({result.time_s:.1f}s)")
                     bar.update()
-    except KeyboardInterrupt:  # the pool's exit has terminated its workers
+    except KeyboardInterrupt:  # the executor's exit has ended its workers' units
         kept = f"{len(store)} rows kept in {store.csv_path}"
         raise Interrupted(f"interrupted; {kept}; the same command resumes") from None
     finally:
         bar.close()
     return rows
+
+
+def _lost(net: str, image: int, method: str, norm: str, message: str) -> Result:
+    """The `error` result of an image whose unit's worker was lost (pred: the network's class)."""
+    pred = int(_network(net).predict(_test_split().x(image)))
+    return Result(method, parse_norm(norm), Status.ERROR, pred, message=f"worker lost: {message}")
 
 
 def _pool(jobs: int):

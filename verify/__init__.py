@@ -41,7 +41,7 @@ from .io import (
     write_vnnlib,
 )
 from .network import InputError, NetworkError, NeuronState, ReluNetwork
-from .parallel import pinned_threads, spawn_pool
+from .parallel import one_thread_env, pinned_threads, spawn_pool
 from .qp import (
     BoxQP,
     QPSolution,
@@ -68,7 +68,7 @@ __all__ = [
     "write_counterexample", "write_vnnlib",
     "InputError", "NetworkError", "NeuronState", "ReluNetwork",
     "MissingExtraError", "missing_extra", "require",
-    "pinned_threads", "spawn_pool",
+    "one_thread_env", "pinned_threads", "spawn_pool",
     "BoxQP", "QPSolution", "QPStatus", "Regions", "dual_bound", "patterns", "region_qp", "regions_at",
     "regions_of_patterns", "solve_clarabel", "solve_reference",
     "Counts", "Result", "Status",

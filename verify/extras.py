@@ -13,7 +13,8 @@ from types import ModuleType
 
 # top-level module -> the extra of minadv that installs it (pyproject.toml, optional-dependencies)
 EXTRAS = {"foolbox": "attacks", "onnx": "onnx",
-          "pandas": "experiments", "matplotlib": "experiments", "tqdm": "experiments"}
+          "pandas": "experiments", "matplotlib": "experiments", "tqdm": "experiments",
+          "dask": "cluster", "distributed": "cluster"}
 
 
 class MissingExtraError(ImportError):

@@ -31,6 +31,12 @@ def _thread_env(n: int):
                 os.environ[k] = v
 
 
+def one_thread_env() -> dict[str, str]:
+    """The BLAS / OpenMP thread variables at 1, for a worker process started by other code (a
+    Dask nanny's `env`), which must hold them for every worker it starts or restarts."""
+    return dict.fromkeys(_THREAD_VARS, "1")
+
+
 @contextmanager
 def pinned_threads(n: int = 1):
     """BLAS (numpy's and scipy's OpenBLAS, MKL) on n threads in this process for the block, and

@@ -11,7 +11,7 @@ import numpy as np
 from minadv.attacks import ATTACKS
 from minadv.verify import InputError
 
-from ..runner import run_many
+from ..runner import open_executor, run_many
 from ..store import ResultStore
 from .exact import add_common, net_spec
 
@@ -50,9 +50,9 @@ def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
 
 def run(args) -> int:
     options = parse_options(args.method, [*args.option, *([f"device={args.device}"] if args.device else [])], args.seed)
-    with ResultStore(args.out, args.save_adv) as store:
-        rows = run_many(net_spec(args), args.images, args.method, "2", store, options, jobs=args.jobs,
-                        force=args.force, batch=args.batch)
+    with ResultStore(args.out, args.save_adv) as store, open_executor(args.executor, args.jobs, args.address) as ex:
+        rows = run_many(net_spec(args), args.images, args.method, "2", store, options, force=args.force,
+                        batch=args.batch, executor=ex)
     found = [r for r in rows if r["status"] == "found"]
     if rows:
         norms = [r["value"] for r in found]

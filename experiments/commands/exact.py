@@ -7,7 +7,7 @@ from pathlib import Path
 from minadv.verify import Method, Tightening
 
 from ..args import parse_images
-from ..runner import run_many
+from ..runner import add_executor_arguments, open_executor, run_many
 from ..store import ResultStore
 
 
@@ -20,7 +20,9 @@ def add_common(p, default_out: str) -> None:
     p.add_argument("--out", type=Path, default=Path(default_out),
                    help="results CSV (one row per image; finished rows are kept)")
     p.add_argument("--save-adv", type=Path, help=".npz with arrays image, x, x_adv, pred")
-    p.add_argument("--jobs", type=int, default=1, help="images in parallel (processes); default 1")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="images in parallel (processes, or a local Dask cluster's workers); default 1")
+    add_executor_arguments(p)
     p.add_argument("--force", action="store_true",
                    help="recompute images already in the results file (their rows are replaced)")
 
@@ -44,9 +46,8 @@ def net_spec(args) -> str:
 def run(args) -> int:
     options = {"time_limit": args.time_limit, "rel_gap": args.rel_gap, "method": args.method,
                "tightening": args.tightening}
-    with ResultStore(args.out, args.save_adv) as store:
-        rows = run_many(net_spec(args), args.images, "mip", args.norm, store, options, jobs=args.jobs,
-                        force=args.force)
+    with ResultStore(args.out, args.save_adv) as store, open_executor(args.executor, args.jobs, args.address) as ex:
+        rows = run_many(net_spec(args), args.images, "mip", args.norm, store, options, force=args.force, executor=ex)
     proven = sum(r["status"] == "optimal" for r in rows)
     print(f"{len(rows)} images solved now ({proven} proven optimal); results in {args.out}")
     return 0

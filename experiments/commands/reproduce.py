@@ -19,7 +19,7 @@ from minadv.verify import InputError
 from ..args import format_images, parse_images
 from ..figures import figure_paths, write_figures
 from ..machine import machine
-from ..runner import EXACT_METHODS, method_names, options_key, run_many
+from ..runner import EXACT_METHODS, add_executor_arguments, method_names, open_executor, options_key, run_many
 from ..store import ResultStore, check_writable
 from ..table1 import ratios, table1, table_paths, to_markdown, write_tables
 
@@ -32,7 +32,9 @@ def add_arguments(p) -> None:
     p.add_argument("--nets", nargs="+", default=list(NETS), help="N1, N2 or model files (default N1 N2)")
     p.add_argument("--images", type=parse_images, help=f"test images (default {IMAGES}; {QUICK_IMAGES} with --quick)")
     p.add_argument("--methods", nargs="+", help="default: mip and every attack (mip always runs first)")
-    p.add_argument("--jobs", type=int, default=1, help="images in parallel (processes); default 1")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="images in parallel (processes, or a local Dask cluster's workers); default 1")
+    add_executor_arguments(p)
     p.add_argument("--force", action="store_true", help="recompute rows already in the results file (replaced)")
     p.add_argument("--quick", action="store_true",
                    help=f"images {QUICK_IMAGES} and fast attack presets, written to results/quick/")
@@ -74,12 +76,13 @@ def run(args) -> int:
     start = time.perf_counter()
     with ResultStore(out / "results.csv"):  # one run at a time on OUT, held to the end
         check_writable(*table_paths(tables), *figure_paths(tables / "figures"))
-        for method in methods:
-            for net in args.nets:
-                label = net_label(net)
-                with ResultStore(out / "results.csv", out / f"adv_{label}_{method}.npz") as store:
-                    run_many(net, images, method, "2", store, method_options(method, args), jobs=args.jobs,
-                             force=args.force, net_label=label)
+        with open_executor(args.executor, args.jobs, args.address) as executor:  # one cluster for the whole run
+            for method in methods:
+                for net in args.nets:
+                    label = net_label(net)
+                    with ResultStore(out / "results.csv", out / f"adv_{label}_{method}.npz") as store:
+                        run_many(net, images, method, "2", store, method_options(method, args), force=args.force,
+                                 net_label=label, executor=executor)
         wall = time.perf_counter() - start
         with ResultStore(out / "results.csv") as store:
             frame = store.frame
