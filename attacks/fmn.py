@@ -29,7 +29,12 @@ class FMN(FoolboxAttack):
     Foolbox 3.3.4's L2 projection onto the eps-ball is broken (`project` scales by
     min(1, norms / norms) = 1, eps never used), so its L2 FMN is a plain gradient ascent whose
     first adversarial point is returned: `l2_fmn_class` fixes the projection to the paper's
-    delta <- delta min(1, eps / ||delta||_2)."""
+    delta <- delta min(1, eps / ||delta||_2).
+
+    Until its first adversarial point FMN sets eps = ||delta|| + |margin| / ||grad margin||, the
+    linearised distance to the boundary. On a ReLU network that estimate is exact inside a linear
+    region, so the point approaches the boundary from inside, ever more slowly, and may never cross
+    it within the budget: such images are `failed` (the point Foolbox returns is the image itself)."""
 
     name = "fmn"
 
