@@ -107,7 +107,7 @@ def run_many(
     missing point; a `time_limit` row given more time), storing each row as it finishes;
     batch > 1 (attacks only) hands up to `batch` images at a time to `Attack.run_batch` (rows
     are written per batch), split over the `jobs` processes. Default: 50 for attacks that
-    batch (`Attack.batched`: CW, DeepFool), else 1."""
+    batch (`Attack.batched`: CW, DeepFool, FMN, DDN, Brendel-Bethge, FAB), else 1."""
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work
