@@ -83,7 +83,8 @@ def sorted_ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, nam
 
 def quality_time_figure(table: pd.DataFrame, folder: Path, name: str) -> list[Path]:
     """One point per (attack, network) of a `table1.table1` table: mean time per image (log scale)
-    against mean ratio to the optimum, the attack's label beside it; folder/name.png and .pdf."""
+    against mean ratio to the optimum (over the images where the attack found a point), the attack's
+    label and its failures beside it; folder/name.png and .pdf."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     rows = table[(table.method != REFERENCE) & table.mean_ratio.notna()]
@@ -91,7 +92,8 @@ def quality_time_figure(table: pd.DataFrame, folder: Path, name: str) -> list[Pa
         g = rows[rows.net == net]
         ax.scatter(g.mean_time_s, g.mean_ratio, marker=marker, label=net)
         for t in g.itertuples():
-            ax.annotate(label(t.method), (t.mean_time_s, t.mean_ratio), fontsize=7, xytext=(3, 3),
+            failed = f" ({t.n_failed} failed)" if t.n_failed else ""
+            ax.annotate(label(t.method) + failed, (t.mean_time_s, t.mean_ratio), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
     ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
     ax.set_xscale("log")
