@@ -52,3 +52,11 @@ def test_fab_jacobian_is_autograds():
     np.testing.assert_allclose(f.numpy(), model(z).detach().numpy(), atol=1e-12)
     want = torch.stack([torch.autograd.functional.jacobian(model, zi) for zi in z])
     np.testing.assert_allclose(J.numpy(), want.numpy(), atol=1e-12)
+
+
+def test_reproduce_runs_todays_attacks_only_when_asked():
+    """Table 1's full run (and what counts as partial) stays the paper's methods."""
+    from minadv.experiments.commands.reproduce import methods_to_run
+
+    assert methods_to_run(None) == ["mip", "rlrqp", "deepfool", "cw", "lbfgs"]
+    assert methods_to_run(["fab", "mip", "bb"]) == ["mip", "fab", "bb"]
