@@ -1,15 +1,21 @@
-"""minadv.attacks: rLR-QP (Croce & Hein 2018) and the baselines DeepFool, L-BFGS, Carlini-Wagner L2,
-each behind the one contract of `base.Attack`; PGD over a box for VNN-LIB properties."""
+"""minadv.attacks: rLR-QP (Croce & Hein 2018), the baselines DeepFool, L-BFGS, Carlini-Wagner L2 and the
+modern minimum-norm attacks FMN, DDN, Brendel-Bethge and FAB (all L2), each behind the one contract of
+`base.Attack`; PGD over a box for VNN-LIB properties."""
 
 from .base import Attack, Candidate
+from .bb import BrendelBethge
 from .cw import CarliniWagner
+from .ddn import DDN
 from .deepfool import DeepFool
+from .fab import FAB
+from .fmn import FMN
 from .lbfgs import LBFGS, LBFGSTargets
 from .pgd import pgd_box
 from .rlrqp import RLRQP, Solver, Targets, ball, check_device
 
 # name (as used by the CLI and the results files) -> Attack class
-ATTACKS: dict[str, type[Attack]] = {"rlrqp": RLRQP, "deepfool": DeepFool, "cw": CarliniWagner, "lbfgs": LBFGS}
+ATTACKS: dict[str, type[Attack]] = {"rlrqp": RLRQP, "deepfool": DeepFool, "cw": CarliniWagner, "lbfgs": LBFGS,
+                                    "fmn": FMN, "ddn": DDN, "bb": BrendelBethge, "fab": FAB}
 
-__all__ = ["ATTACKS", "Attack", "Candidate", "CarliniWagner", "DeepFool", "LBFGS", "LBFGSTargets", "RLRQP", "Solver",
-           "Targets", "ball", "check_device", "pgd_box"]
+__all__ = ["ATTACKS", "DDN", "FAB", "FMN", "LBFGS", "RLRQP", "Attack", "BrendelBethge", "Candidate", "CarliniWagner",
+           "DeepFool", "LBFGSTargets", "Solver", "Targets", "ball", "check_device", "pgd_box"]

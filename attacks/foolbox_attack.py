@@ -36,6 +36,11 @@ class FoolboxAttack(Attack):
     def foolbox_attack(self):
         """The configured Foolbox attack object."""
 
+    def minimise(self, fb, model, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(points, success mask) of the Foolbox attack on the batch (foolbox module fb, model in it)."""
+        _, points, success = self.foolbox_attack()(model, inputs, labels, epsilons=None)
+        return points, success
+
     def find(self, net: ReluNetwork, x: np.ndarray, c: int) -> Candidate:
         return self.find_batch(net, [x], [c])[0]
 
@@ -43,6 +48,6 @@ class FoolboxAttack(Attack):
         fb = import_foolbox()
         model = fb.PyTorchModel(net.to_torch(torch.float32), bounds=(0.0, 1.0))
         inputs = torch.tensor(np.stack(X), dtype=torch.float32)
-        _, points, success = self.foolbox_attack()(model, inputs, torch.tensor(C), epsilons=None)
+        points, success = self.minimise(fb, model, inputs, torch.tensor(C))
         return [Candidate(p.double().numpy()) if ok else Candidate(None, message="foolbox: no adversarial found")
                 for p, ok in zip(points, success.tolist(), strict=True)]

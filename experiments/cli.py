@@ -17,7 +17,7 @@ COMMANDS = {
     "train": ("minadv.experiments.commands.train", "train N1 / N2 deterministically and save weights + card"),
     "summary": ("minadv.experiments.commands.summary", "accuracy and linear-region statistics of N1/N2 on test images"),
     "exact": ("minadv.experiments.commands.exact", "proven minimal adversarial perturbations (L2, Linf, L1)"),
-    "attack": ("minadv.experiments.commands.attack", "run rLR-QP or a baseline (deepfool, cw, lbfgs) on test images"),
+    "attack": ("minadv.experiments.commands.attack", "run an attack (see --method) on test images"),
     "certify": ("minadv.testing.certify", "fill a certificate folder for the pytest plugin (minadv.testing)"),
     "vnnlib": ("minadv.experiments.commands.vnnlib", "decide a VNN-LIB robustness property: sat / unsat / timeout"),
     "bench": ("minadv.experiments.commands.bench", "benchmarks: per-image time and quality on the first test images"),

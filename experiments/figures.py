@@ -66,9 +66,39 @@ def write_figures(ratios: pd.DataFrame, nets: list[str], folder: Path) -> list[P
         _panel(ax, {method: r}, f"{label(method)} on {net}, {len(r)} images")
     paths = _save(fig, folder, "figure1")
 
+    return paths + sorted_ratio_figure(ratios, nets, folder, "figure1_all_methods")
+
+
+def sorted_ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, name: str) -> list[Path]:
+    """One panel per network with the sorted ratio curve of every attack in `ratios` (`table1.ratios`
+    rows); folder/name.png and .pdf."""
     fig = Figure(figsize=(4 * len(nets), 3.3), layout="constrained")
     for ax, net in zip(np.atleast_1d(fig.subplots(1, len(nets))), nets, strict=True):
         methods = sorted(set(ratios[ratios.net == net].method) - {REFERENCE}, key=method_order)
         n = int(((ratios.net == net) & (ratios.method == REFERENCE)).sum())
-        _panel(ax, {m: of(net, m) for m in methods}, f"{net}: all attacks, {n} images")
-    return paths + _save(fig, folder, "figure1_all_methods")
+        _panel(ax, {m: ratios[(ratios.net == net) & (ratios.method == m)].ratio.to_numpy() for m in methods},
+               f"{net}: all attacks, {n} images")
+    return _save(fig, folder, name)
+
+
+def quality_time_figure(table: pd.DataFrame, folder: Path, name: str) -> list[Path]:
+    """One point per (attack, network) of a `table1.table1` table: mean time per image (log scale)
+    against mean ratio to the optimum (over the images where the attack found a point), the attack's
+    label and its failures beside it; folder/name.png and .pdf."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    rows = table[(table.method != REFERENCE) & table.mean_ratio.notna()]
+    for (net, marker) in zip(sorted(set(rows.net)), "os^Dv", strict=False):
+        g = rows[rows.net == net]
+        ax.scatter(g.mean_time_s, g.mean_ratio, marker=marker, label=net)
+        for t in g.itertuples():
+            failed = f" ({t.n_failed} failed)" if t.n_failed else ""
+            ax.annotate(label(t.method) + failed, (t.mean_time_s, t.mean_ratio), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean time per image (s)")
+    ax.set_ylabel(r"mean $\|\delta_{\mathrm{method}}\|_2 \,/\, \|\delta_{\mathrm{MIP}}\|_2$")
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(fontsize=8)
+    return _save(fig, folder, name)

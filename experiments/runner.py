@@ -171,8 +171,9 @@ def run_many(
     missing point; a `time_limit` row given more time), storing each row as it finishes;
     batch > 1 (attacks only) hands up to `batch` images at a time to `Attack.run_batch` (rows
     are written per batch), split over the executor's workers. Default: 50 for attacks that
-    batch (`Attack.batched`: CW, DeepFool), else 1. The units run on `executor` (default: a
-    ProcessExecutor of `jobs` processes); a unit whose worker was lost gives `error` rows."""
+    batch (`Attack.batched`: CW, DeepFool, FMN, DDN, Brendel-Bethge, FAB), else 1. The units run
+    on `executor` (default: a ProcessExecutor of `jobs` processes); a unit whose worker was lost
+    gives `error` rows."""
     label = net_label or net
     p = norm_name(parse_norm(norm))
     make_method(method, p, options)  # fail fast on bad names / options, before any work

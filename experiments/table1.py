@@ -20,8 +20,9 @@ from .tables import markdown
 
 REFERENCE = "mip"
 MATCHED = 1 + REL_GAP  # a ratio up to this counts as the optimum found (the solver's own tolerance)
-ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw")
-LABELS = {"mip": "MIP", "rlrqp": "rLR-QP", "deepfool": "DeepFool", "lbfgs": "L-BFGS", "cw": "CW"}
+ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw", "fmn", "ddn", "bb", "fab")
+LABELS = {"mip": "MIP", "rlrqp": "rLR-QP", "deepfool": "DeepFool", "lbfgs": "L-BFGS", "cw": "CW",
+          "fmn": "FMN", "ddn": "DDN", "bb": "Brendel-Bethge", "fab": "FAB"}
 # The paper's Table 1, (mean, max) ratio on its own N1 and N2 (same architectures, other weights).
 PAPER = {
     ("N1", "rlrqp"): (1.0, 1.0), ("N1", "deepfool"): (1.1226, 1.6059),
@@ -61,7 +62,8 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def method_order(method: str) -> tuple:
-    """Sort key: the paper's order (MIP, rLR-QP, DeepFool, L-BFGS, CW), then other methods by name."""
+    """Sort key: the paper's order (MIP, rLR-QP, DeepFool, L-BFGS, CW), then FMN, DDN, Brendel-Bethge,
+    FAB (Table 1, extended), then other methods by name."""
     return (ORDER.index(method), "") if method in ORDER else (len(ORDER), method)
 
 

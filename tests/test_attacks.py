@@ -43,7 +43,7 @@ def _assert_verified(net, x, res):
 
 
 def test_registry_names():
-    assert sorted(ATTACKS) == ["cw", "deepfool", "lbfgs", "rlrqp"]
+    assert sorted(ATTACKS) == ["bb", "cw", "ddn", "deepfool", "fab", "fmn", "lbfgs", "rlrqp"]
 
 
 @pytest.mark.slow

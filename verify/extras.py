@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 
 # top-level module -> the extra of minadv that installs it (pyproject.toml, optional-dependencies)
-EXTRAS = {"foolbox": "attacks", "onnx": "onnx",
+EXTRAS = {"foolbox": "attacks", "numba": "attacks", "onnx": "onnx",
           "pandas": "experiments", "matplotlib": "experiments", "tqdm": "experiments",
           "dask": "cluster", "distributed": "cluster"}
 

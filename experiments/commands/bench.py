@@ -1,4 +1,4 @@
-"""`minadv bench exact|attacks|qp|nodeqp|vnncomp`: the benchmarks (not timed tests); see each module's docstring."""
+"""`minadv bench exact|attacks|qp|nodeqp|vnncomp|modern`: the benchmarks (not timed tests); see each module."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 
 BENCHMARKS = {"exact": "minadv.experiments.benchmarks.exact", "attacks": "minadv.experiments.benchmarks.attacks",
               "qp": "minadv.experiments.benchmarks.qp", "nodeqp": "minadv.experiments.benchmarks.nodeqp",
-              "vnncomp": "minadv.experiments.benchmarks.vnncomp"}
+              "vnncomp": "minadv.experiments.benchmarks.vnncomp", "modern": "minadv.experiments.benchmarks.modern"}
 
 
 def add_arguments(p) -> None:
