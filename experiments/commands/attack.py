@@ -23,8 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the attack's constructor, e.g. targets=warm or n1=20 (repeatable)")
     p.add_argument("--device",
-                   help="device of rlrqp's working-set region solver (cpu, cuda); same as --option device=...")
-    p.add_argument("--batch", type=int, help="images per call of batched attacks (deepfool, cw; default 50)")
+                   help="device (cpu, cuda) of rlrqp's working-set region solver or of cw-torch; "
+                        "same as --option device=...")
+    p.add_argument("--batch", type=int, help="images per call of batched attacks (deepfool, cw, cw-torch; default 50)")
 
 
 def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
