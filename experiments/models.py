@@ -80,7 +80,7 @@ def robust_accuracy(model: nn.Module, split: Split, adversarial: AdversarialTrai
     x, y = torch.from_numpy(split.x(slice(0, images))).float(), torch.from_numpy(split.labels[:images])
     z = adversarial.attack(model, x, y)
     with torch.no_grad():
-        return float((model(z).argmax(1) == y).float().mean())
+        return int((model(z).argmax(1) == y).sum()) / len(y)
 
 
 def train(name: str, *, seed: int = 0, epochs: int | None = None, lr: float = 1e-3, batch_size: int = 128,

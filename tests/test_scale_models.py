@@ -76,3 +76,12 @@ def test_pgd_l2_stays_in_the_ball_and_the_box_and_raises_the_loss():
 def test_unknown_adversarial_name():
     with pytest.raises(ValueError, match="unknown network"):
         train_scale("3x1024-at", "unused")
+
+
+def test_train_command_refuses_a_bad_attack_setting(tmp_path, capsys):
+    from minadv.experiments.cli import main
+
+    assert main(["train", "1x1024-at", "--pgd-steps", "0", "--out", str(tmp_path)]) == 2
+    assert main(["train", "1x1024-at", "--eps", "-1", "--out", str(tmp_path)]) == 2
+    assert "--pgd-steps must be at least 1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any training
