@@ -5,6 +5,8 @@ Loss (the margin itself, CW-style): max_j f_j(z) - f_label(z), ascended by signe
 steps whose size decays from (upper - lower) / 4 to 1% of it, from the box centre and from
 uniform random starts (all restarts as one batch, float64). Every candidate goes through
 the float64 check; None when no restart crosses the boundary.
+
+`pgd_l2`: the L2 PGD attack of adversarial training (`experiments.models.AdversarialTraining`).
 """
 
 from __future__ import annotations
