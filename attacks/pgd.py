@@ -5,6 +5,8 @@ Loss (the margin itself, CW-style): max_j f_j(z) - f_label(z), ascended by signe
 steps whose size decays from (upper - lower) / 4 to 1% of it, from the box centre and from
 uniform random starts (all restarts as one batch, float64). Every candidate goes through
 the float64 check; None when no restart crosses the boundary.
+
+`pgd_l2`: the L2 PGD attack of adversarial training (`experiments.models.AdversarialTraining`).
 """
 
 from __future__ import annotations
@@ -48,3 +50,25 @@ def pgd_box(net: ReluNetwork, lower: np.ndarray, upper: np.ndarray, label: int, 
     point = best.numpy()
     logits = net.forward(point)
     return point if logits[targets].max() - logits[label] >= 0 else None
+
+
+def pgd_l2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
+           step_size: float | None = None) -> torch.Tensor:
+    """L2 PGD on the cross-entropy (Madry et al., ICLR 2018, in L2), the attack of adversarial
+    training: maximise CE(model(z), y) over {z : ||z - x||_2 <= eps} cap [0, 1]^d, from z = x,
+    by z <- P(z + a g / ||g||_2) with g the plain gradient (Croce & Hein 2018, Section 5: the
+    gradient, not its sign, which belongs to Linf). a = 2.5 eps / steps by default (Madry et
+    al.'s rule: the steps could cross the ball 2.5 times). P scales z - x back onto the ball,
+    then clips to the box; clipping only moves coordinates towards x's, so the point stays in
+    both sets. No random start: the same inputs give the same points. Rows of x are images."""
+    a = 2.5 * eps / steps if step_size is None else step_size
+    z = x.detach().clone()
+    for _ in range(steps):
+        with torch.enable_grad():  # also inside a caller's no_grad
+            z.requires_grad_(True)
+            (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(z), y, reduction="sum"), z)
+        with torch.no_grad():
+            z = z + a * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            d = z - x
+            z = (x + d * (eps / d.norm(dim=1, keepdim=True).clamp_min(eps))).clamp(0.0, 1.0)
+    return z.detach()

@@ -8,7 +8,7 @@ import pytest
 from bruteforce import brute_force
 
 import minadv.attacks.rlrqp as rlrqp
-from minadv.attacks import ATTACKS, LBFGS, RLRQP, CarliniWagner, DeepFool
+from minadv.attacks import ATTACKS, LBFGS, RLRQP, CarliniWagner, CarliniWagnerTorch, DeepFool
 from minadv.attacks.lbfgs import cross_entropy
 from minadv.attacks.rlrqp import (
     Found,
@@ -30,6 +30,7 @@ FAST = {  # small settings where the paper's would only cost time (the checks ar
     "rlrqp": RLRQP(),
     "deepfool": DeepFool(),
     "cw": CarliniWagner(binary_search_steps=5, steps=300),
+    "cw-torch": CarliniWagnerTorch(binary_search_steps=5, steps=300),
     "lbfgs": LBFGS(targets="runner-up"),
 }
 
@@ -43,7 +44,7 @@ def _assert_verified(net, x, res):
 
 
 def test_registry_names():
-    assert sorted(ATTACKS) == ["bb", "cw", "ddn", "deepfool", "fab", "fmn", "lbfgs", "rlrqp"]
+    assert sorted(ATTACKS) == ["bb", "cw", "cw-torch", "ddn", "deepfool", "fab", "fmn", "lbfgs", "rlrqp"]
 
 
 @pytest.mark.slow
@@ -62,7 +63,8 @@ def test_failure_is_recorded_without_a_point(n1, test_split):
     W, b = np.zeros((3, 4)), np.array([5.0, 0.0, 0.0])
     robust = ReluNetwork.from_layers([(np.eye(4), np.zeros(4)), (W, b)])
     x = np.full(4, 0.5)
-    for attack in (RLRQP(n3=1, n4=1), DeepFool(), CarliniWagner(binary_search_steps=2, steps=20), LBFGS()):
+    for attack in (RLRQP(n3=1, n4=1), DeepFool(), CarliniWagner(binary_search_steps=2, steps=20),
+                   CarliniWagnerTorch(binary_search_steps=2, steps=20), LBFGS()):
         res = attack.run(robust, x)
         assert res.status == Status.FAILED and res.x_adv is None and np.isnan(res.value), attack.name
     res = DeepFool(steps=0).run(n1, test_split.x(0))  # Foolbox returns the image itself

@@ -120,3 +120,12 @@ def test_an_unwritable_figures_folder_fails_before_any_work(tmp_path, attacks, f
     (tmp_path / "figures").write_text("a file where the figures folder goes")
     assert main(["reproduce", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith(f"minadv reproduce: error: cannot write {tmp_path / 'figures'}")
+
+
+def test_default_methods_leave_out_cw_torch():
+    """Table 1's default run: Foolbox's CW as in the paper; its torch twin only when asked."""
+    from minadv.experiments.commands.reproduce import methods_to_run
+
+    default = methods_to_run(None)
+    assert default[0] == "mip" and "cw" in default and "cw-torch" not in default
+    assert methods_to_run(["cw-torch", "mip"]) == ["mip", "cw-torch"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from minadv.attacks import ATTACKS
+from minadv import attacks  # the registry is read when used (a test may replace minadv.attacks.ATTACKS)
 
 from ..args import parse_images
 from ..machine import machine
@@ -40,7 +40,8 @@ def add_arguments(p) -> None:
                    help="an option of rLR-QP, e.g. targets=warm or solver=workingset (repeatable)")
     p.add_argument("--device", help="device of rLR-QP's working-set region solver (cpu, cuda)")
     p.add_argument("--images", type=parse_images, default=parse_images("0:50"))
-    p.add_argument("--methods", nargs="+", choices=sorted(ATTACKS), default=["rlrqp", "deepfool", "lbfgs", "cw"])
+    p.add_argument("--methods", nargs="+", choices=sorted(attacks.ATTACKS),
+                   default=["rlrqp", "deepfool", "lbfgs", "cw"])
     p.add_argument("--exact", type=Path, default=Path("results/bench_exact_v1.csv"),
                    help="results of `minadv bench exact` for the ratios (skipped if missing)")
     p.add_argument("--out", type=Path, default=Path("results/bench_attacks.csv"))

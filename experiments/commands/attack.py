@@ -8,7 +8,7 @@ import inspect
 
 import numpy as np
 
-from minadv.attacks import ATTACKS
+from minadv import attacks  # the registry is read when used (a test may replace minadv.attacks.ATTACKS)
 from minadv.verify import InputError
 
 from ..runner import open_executor, run_many
@@ -18,19 +18,20 @@ from .exact import add_common, net_spec
 
 def add_arguments(p) -> None:
     add_common(p, "results_attack.csv")
-    p.add_argument("--method", required=True, choices=sorted(ATTACKS), help="the attack (all are L2)")
+    p.add_argument("--method", required=True, choices=sorted(attacks.ATTACKS), help="the attack (all are L2)")
     p.add_argument("--seed", type=int, help="random seed of rlrqp (default 0)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the attack's constructor, e.g. targets=warm or n1=20 (repeatable)")
     p.add_argument("--device",
-                   help="device of rlrqp's working-set region solver (cpu, cuda); same as --option device=...")
+                   help="device (cpu, cuda) of rlrqp's working-set region solver or of cw-torch; "
+                        "same as --option device=...")
     p.add_argument("--batch", type=int,
                    help="images per call of batched attacks (all but rlrqp and lbfgs; default 50)")
 
 
 def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
     """KEY=VALUE strings as constructor keywords of the attack (values as Python literals)."""
-    allowed = inspect.signature(ATTACKS[method]).parameters
+    allowed = inspect.signature(attacks.ATTACKS[method]).parameters
     options = {} if seed is None else {"seed": seed}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -43,7 +44,7 @@ def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
     if "seed" in options and "seed" not in allowed:
         raise InputError(f"{method} takes no seed")
     try:
-        ATTACKS[method](**options)
+        attacks.ATTACKS[method](**options)
     except (TypeError, ValueError) as err:
         raise InputError(f"{method}: {err}") from None
     return options

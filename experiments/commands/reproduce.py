@@ -24,8 +24,10 @@ from ..store import ResultStore, check_writable
 from ..table1 import ratios, table1, table_paths, to_markdown, write_tables
 
 NETS, IMAGES, QUICK_IMAGES, TIME_LIMIT = ("N1", "N2"), "0:50", "0:5", 300.0
-# Table 1, extended (`minadv bench modern`): today's attacks run only when --methods names them
+# not in the default run: today's attacks of Table 1, extended (`minadv bench modern`), and cw-torch
+# (Foolbox's CW, which the paper's Table 1 used, again in torch); --methods names them
 EXTENDED = ("fmn", "ddn", "bb", "fab")
+NOT_BY_DEFAULT = (*EXTENDED, "cw-torch")
 # --quick: attack presets that finish in seconds (CW: 5 x 1000 steps instead of the paper's 20 x 10000)
 QUICK_OPTIONS = {"cw": {"binary_search_steps": 5, "steps": 1000}}
 
@@ -34,7 +36,7 @@ def add_arguments(p) -> None:
     p.add_argument("--nets", nargs="+", default=list(NETS), help="N1, N2 or model files (default N1 N2)")
     p.add_argument("--images", type=parse_images, help=f"test images (default {IMAGES}; {QUICK_IMAGES} with --quick)")
     p.add_argument("--methods", nargs="+",
-                   help=f"default: mip and the attacks of Table 1, not {', '.join(EXTENDED)} (mip always runs first)")
+                   help=f"default: mip and Table 1's attacks, not {', '.join(NOT_BY_DEFAULT)} (mip always runs first)")
     p.add_argument("--jobs", type=int, default=1,
                    help="images in parallel (processes, or a local Dask cluster's workers); default 1")
     add_executor_arguments(p)
@@ -48,8 +50,8 @@ def add_arguments(p) -> None:
 
 
 def default_methods() -> list[str]:
-    """mip and every attack but today's (EXTENDED): Table 1's methods."""
-    return [m for m in method_names() if m not in EXTENDED]
+    """mip and Table 1's attacks: every method but NOT_BY_DEFAULT."""
+    return [m for m in method_names() if m not in NOT_BY_DEFAULT]
 
 
 def methods_to_run(asked: list[str] | None) -> list[str]:
