@@ -2,6 +2,8 @@
 
 import json
 import multiprocessing as mp
+import signal
+import subprocess
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
@@ -66,3 +68,11 @@ def held_by_another_process(csv_path, npz_path=None):
     finally:
         release.set()
         holder.join(30)
+
+
+def start_as_from_a_terminal(cmd: list[str]) -> subprocess.Popen:
+    """cmd in a new session (its own process group, for os.killpg) with SIGINT at its default, as a
+    terminal's foreground job gets it: a shell's background job (`cmd &`, e.g. a CI script started
+    that way) would start it with SIGINT ignored, and Python then installs no KeyboardInterrupt."""
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

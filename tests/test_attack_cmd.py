@@ -17,7 +17,7 @@ from minadv.experiments.cli import main
 from minadv.experiments.store import COLUMNS
 from minadv.verify import check
 
-from helpers import held_by_another_process
+from helpers import held_by_another_process, start_as_from_a_terminal
 
 
 def test_attack_command_writes_resumes_and_records_failures(tmp_path, capsys, n1, test_split):
@@ -197,7 +197,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
     out = tmp_path / "r.csv"
     cmd = [sys.executable, "-m", "minadv.experiments.cli", "exact", "--net", "N1", "--images", "0:50", "--jobs", "2",
            "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = start_as_from_a_terminal(cmd)
     try:
         deadline = time.monotonic() + 240
         if moment == "workers starting":  # the lock is taken just before the pool starts

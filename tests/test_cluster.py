@@ -14,7 +14,10 @@ import pytest
 
 import minadv.experiments.runner as runner
 from minadv.experiments.cli import main
+from minadv.experiments.commands import reproduce
 from minadv.experiments.store import KEY, ResultStore
+
+from helpers import start_as_from_a_terminal
 
 
 @pytest.fixture
@@ -147,7 +150,7 @@ def test_reproduce_quick_on_a_local_dask_cluster_gives_the_rows_of_two_processes
                      "--out", str(out), *extra]) == 0
         runs[name] = pd.read_csv(out / "results.csv").sort_values(list(KEY)).reset_index(drop=True)
     process, dask = runs["process"], runs["dask"]
-    assert len(process) == 3 * len(runner.method_names()) and set(process.status) <= {"optimal", "found"}
+    assert len(process) == 3 * len(reproduce.default_methods()) and set(process.status) <= {"optimal", "found"}
     pd.testing.assert_frame_equal(dask.drop(columns="time_s"), process.drop(columns="time_s"))
 
 
@@ -158,10 +161,7 @@ def test_ctrl_c_on_a_local_dask_cluster_keeps_the_rows_and_the_same_command_resu
     out = tmp_path / "r.csv"
     args = ["attack", "--method", "lbfgs", "--net", "N1", "--images", "0:8", "--executor", "dask", "--jobs", "2",
             "--out", str(out)]
-    # SIGINT as a terminal leaves it (a shell's background job would start the command with it ignored)
-    proc = subprocess.Popen([sys.executable, "-m", "minadv.experiments.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = start_as_from_a_terminal([sys.executable, "-m", "minadv.experiments.cli", *args])
     try:
         deadline = time.monotonic() + 240
         while not (out.exists() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:
