@@ -153,6 +153,7 @@ def test_a_time_limit_without_any_adversarial_is_not_called_robust(monkeypatch):
     assert reason == "time_limit" and search.inc.point is None and lower == pytest.approx(0.01)
 
 
+@pytest.mark.slow  # 36 cases, about 50 s in all
 @pytest.mark.parametrize("method", ["mip", "bnb"])
 @pytest.mark.parametrize("norm", [1, "inf", 2])
 @pytest.mark.parametrize("seed", range(6))
