@@ -180,15 +180,12 @@ def run_many(
     key, limit = options_key(method, options), (options or {}).get("time_limit")
     images = list(dict.fromkeys(images))  # each image once, in the order asked
     todo = [i for i in images if force or not store.done(label, i, method, p, key, limit)]
+    from minadv.attacks import ATTACKS
+
     if batch is None:
-        from minadv.attacks import ATTACKS
-
         batch = 50 if method in ATTACKS and ATTACKS[method].batched else 1
-    if batch > 1:
-        from minadv.attacks import ATTACKS
-
-        if method not in ATTACKS:
-            raise ValueError(f"only attacks run in batches; {method!r} is not one")
+    if batch > 1 and method not in ATTACKS:
+        raise ValueError(f"only attacks run in batches; {method!r} is not one")
     split = _test_split()
     if todo:
         _network(net)  # a model that does not load fails here, before the progress bar is drawn

@@ -40,3 +40,16 @@ def mnistfc() -> Path:
     if not MNISTFC.is_dir():
         pytest.skip(f"shared benchmark not present at {MNISTFC}")
     return MNISTFC
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any unit of work started (one image or a batch) fails the test: for checks that must end a
+    command before it computes anything."""
+    import minadv.experiments.runner as runner
+
+    def fail(*a, **k):
+        raise AssertionError("work started before the outputs were checked")
+
+    monkeypatch.setattr(runner, "run_one", fail)
+    monkeypatch.setattr(runner, "_batch_job", fail)

@@ -76,3 +76,8 @@ def start_as_from_a_terminal(cmd: list[str]) -> subprocess.Popen:
     that way) would start it with SIGINT ignored, and Python then installs no KeyboardInterrupt."""
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def deepfool_args(out, *extra, images="0:2") -> list[str]:
+    """`minadv attack` with DeepFool on N1 (cheap) writing to `out`, plus `extra` arguments."""
+    return ["attack", "--method", "deepfool", "--net", "N1", "--images", images, "--out", str(out), *extra]

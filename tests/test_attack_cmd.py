@@ -17,7 +17,7 @@ from minadv.experiments.cli import main
 from minadv.experiments.store import COLUMNS
 from minadv.verify import check
 
-from helpers import held_by_another_process, start_as_from_a_terminal
+from helpers import deepfool_args, held_by_another_process, start_as_from_a_terminal
 
 
 def test_attack_command_writes_resumes_and_records_failures(tmp_path, capsys, n1, test_split):
@@ -75,15 +75,11 @@ def test_batched_attack_split_over_two_processes_gives_the_same_rows(tmp_path):
 # --- the results files under reruns, a second run, bad outputs and Ctrl-C (issue 15, items 4-11) ---
 
 
-def _deepfool(out, *extra, images="0:2"):
-    return ["attack", "--method", "deepfool", "--net", "N1", "--images", images, "--out", str(out), *extra]
-
-
 def test_a_run_with_save_adv_writes_the_points_of_rows_stored_without(tmp_path):
     """Item 5: resume looks at the points too, not only at the CSV."""
     out, adv = tmp_path / "r.csv", tmp_path / "adv.npz"
-    assert main(_deepfool(out)) == 0
-    assert main(_deepfool(out, "--save-adv", str(adv))) == 0
+    assert main(deepfool_args(out)) == 0
+    assert main(deepfool_args(out, "--save-adv", str(adv))) == 0
     with np.load(adv) as z:
         assert sorted(z["image"]) == [0, 1]
     assert list(pd.read_csv(out).image) == [0, 1]
@@ -92,10 +88,10 @@ def test_a_run_with_save_adv_writes_the_points_of_rows_stored_without(tmp_path):
 def test_force_replaces_rows_instead_of_appending(tmp_path):
     """Item 6: one row per (network, image, method, norm, options)."""
     out = tmp_path / "r.csv"
-    assert main(_deepfool(out)) == 0
+    assert main(deepfool_args(out)) == 0
     first = pd.read_csv(out)
-    assert main(_deepfool(out, "--force")) == 0
-    assert main(_deepfool(out, "--force", "--option", "steps=0")) == 0  # other options: other rows
+    assert main(deepfool_args(out, "--force")) == 0
+    assert main(deepfool_args(out, "--force", "--option", "steps=0")) == 0  # other options: other rows
     frame = pd.read_csv(out, keep_default_na=False)
     assert list(zip(frame.image, frame.options, strict=True)) == [(0, ""), (1, ""), (0, "steps=0"), (1, "steps=0")]
     np.testing.assert_allclose(frame.value[:2].astype(float), first.value, rtol=1e-6)
@@ -104,7 +100,7 @@ def test_force_replaces_rows_instead_of_appending(tmp_path):
 def test_an_image_asked_twice_runs_once(tmp_path, capsys):
     """Item 7: --images 3,3 is image 3."""
     out = tmp_path / "r.csv"
-    assert main(_deepfool(out, images="3,3")) == 0
+    assert main(deepfool_args(out, images="3,3")) == 0
     assert "1 images attacked now" in capsys.readouterr().out
     assert list(pd.read_csv(out).image) == [3]
 
@@ -125,25 +121,16 @@ def test_an_unrelated_csv_as_out_is_refused_and_left_untouched(tmp_path, capsys,
     """Items 8 and 11: no KeyError 'norm', no line deleted."""
     out = tmp_path / "other.csv"
     out.write_text(text)
-    assert main(_deepfool(out)) == 2
+    assert main(deepfool_args(out)) == 2
     assert capsys.readouterr().err == f"minadv attack: error: {out} is not a minadv results file\n"
     assert out.read_text() == text
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    def fail(*a, **k):
-        raise AssertionError("work started before the outputs were checked")
-
-    monkeypatch.setattr(runner, "run_one", fail)
-    monkeypatch.setattr(runner, "_batch_job", fail)
 
 
 def test_outputs_that_cannot_be_written_fail_before_any_work(tmp_path, capsys, no_work):
     """Item 9: a folder that cannot be created (a file is in the way), for the CSV and the .npz."""
     (tmp_path / "file").write_text("")
-    assert main(_deepfool(tmp_path / "file" / "r.csv")) == 2
-    assert main(_deepfool(tmp_path / "r.csv", "--save-adv", str(tmp_path / "file" / "adv.npz"))) == 2
+    assert main(deepfool_args(tmp_path / "file" / "r.csv")) == 2
+    assert main(deepfool_args(tmp_path / "r.csv", "--save-adv", str(tmp_path / "file" / "adv.npz"))) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(line.startswith("minadv attack: error: cannot write") for line in err)
 
@@ -168,14 +155,14 @@ def read_only_folder(tmp_path):
 
 def test_a_read_only_output_folder_fails_before_any_work(read_only_folder, capsys, no_work):
     folder = read_only_folder
-    assert main(_deepfool(folder / "r.csv")) == 2
+    assert main(deepfool_args(folder / "r.csv")) == 2
     assert "cannot write" in capsys.readouterr().err
 
 
 def test_a_second_run_on_the_same_results_file_exits_2(tmp_path, capsys, no_work):
     """Item 4: while another process holds the file, a run neither computes nor writes."""
     with held_by_another_process(tmp_path / "r.csv"):
-        assert main(_deepfool(tmp_path / "r.csv")) == 2
+        assert main(deepfool_args(tmp_path / "r.csv")) == 2
     assert capsys.readouterr().err == (f"minadv attack: error: another minadv run holds {tmp_path / 'r.csv'}; "
                                        "wait for it to finish or choose another output\n")
 

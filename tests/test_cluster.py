@@ -17,26 +17,13 @@ from minadv.experiments.cli import main
 from minadv.experiments.commands import reproduce
 from minadv.experiments.store import KEY, ResultStore
 
-from helpers import start_as_from_a_terminal
+from helpers import deepfool_args, start_as_from_a_terminal
 
 
 @pytest.fixture
 def cluster():
     """minadv.experiments.cluster; the tests that use it are skipped without the cluster extra."""
     return pytest.importorskip("minadv.experiments.cluster", reason="needs the cluster extra (dask[distributed])")
-
-
-def _deepfool(out, *extra):
-    return ["attack", "--method", "deepfool", "--net", "N1", "--images", "0:2", "--out", str(out), *extra]
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    def fail(*a, **k):
-        raise AssertionError("work started")
-
-    monkeypatch.setattr(runner, "run_one", fail)
-    monkeypatch.setattr(runner, "_batch_job", fail)
 
 
 def _free_port() -> int:
@@ -51,14 +38,14 @@ def test_a_bad_address_is_one_line_and_exit_2_before_any_work(tmp_path, monkeypa
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 0.5)
     address = address.format(port=_free_port())
     out = tmp_path / "r.csv"
-    assert main(_deepfool(out, "--executor", "dask", "--address", address)) == 2
+    assert main(deepfool_args(out, "--executor", "dask", "--address", address)) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"minadv attack: error: no Dask scheduler answers at {address}: ")
     assert err.count("\n") == 1 and not out.exists()
 
 
 def test_an_address_without_the_dask_executor_is_refused(tmp_path, capsys, no_work):
-    assert main(_deepfool(tmp_path / "r.csv", "--address", "tcp://127.0.0.1:8786")) == 2
+    assert main(deepfool_args(tmp_path / "r.csv", "--address", "tcp://127.0.0.1:8786")) == 2
     err = capsys.readouterr().err
     assert err == "minadv attack: error: --address is a Dask scheduler's: use it with --executor dask\n"
 
@@ -68,7 +55,7 @@ def test_without_the_extra_the_dask_executor_is_one_line_naming_it(tmp_path, mon
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ModuleNotFoundError
     monkeypatch.delitem(sys.modules, "minadv.experiments.cluster", raising=False)
     args = {"exact": ["exact", "--images", "0", "--out", str(tmp_path / "r.csv")],
-            "attack": _deepfool(tmp_path / "r.csv"),
+            "attack": deepfool_args(tmp_path / "r.csv"),
             "reproduce": ["reproduce", "--quick", "--out", str(tmp_path)]}[command]
     assert main([*args, "--executor", "dask"]) == 2
     assert capsys.readouterr().err == (f"minadv {command}: error: distributed is not installed: install "

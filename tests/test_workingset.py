@@ -63,12 +63,22 @@ def _assert_equals_reference(net, x, c, active, targets, **options):
     return seen
 
 
+def _instance(seed: int):
+    """A random 40-16-16-5 network (weights at scale 2: many unstable ReLUs), the generator that
+    drew it, a point x in [0,1]^40 and its class."""
+    net = random_net((40, 16, 16, 5), seed=seed, scale=2.0)
+    rng = np.random.default_rng(seed)
+    x = rng.random(40)
+    return net, rng, x, net.predict(x)
+
+
 LP_FIRST = dict(certify_after=0, max_iter=0, round_steps=None)  # no Newton step: every relaxation to the LP, then DAQP
 
 
 @pytest.mark.parametrize("options", [{}, dict(certify_after=1), LP_FIRST, dict(round_steps=2)],
                          ids=["default", "lp-on-support", "lp-first", "two-steps-a-round"])
 @pytest.mark.parametrize("sizes, seed", [((40, 16, 16, 5), 0), ((30, 24, 4), 1), ((20, 8, 8, 8, 3), 2)])
+
 def test_equals_cvxpy_on_random_regions(sizes, seed, options, monkeypatch):
     """With the default, with the phase-1 LP on the multipliers' support after one Newton step,
     with the LP on every row before any (then infeasible relaxations are decided by the
@@ -104,10 +114,7 @@ def test_a_wrong_certificate_from_the_lp_is_caught(monkeypatch):
     def lying_linprog(c, A_ub, b_ub, **_):
         return SimpleNamespace(status=0, fun=1.0, ineqlin=SimpleNamespace(marginals=-np.ones(len(b_ub))))
 
-    net = random_net((40, 16, 16, 5), seed=0, scale=2.0)
-    rng = np.random.default_rng(0)
-    x = rng.random(40)
-    c = net.predict(x)
+    net, rng, x, c = _instance(0)
     monkeypatch.setattr(scipy.optimize, "linprog", lying_linprog)
     seen = set()
     for active in _regions(net, x, rng):
@@ -162,11 +169,8 @@ def test_rows_formed_matrix_free_equal_the_explicit_region():
 
 
 def test_pruning_only_drops_problems_at_or_above_the_threshold():
-    net = random_net((40, 16, 16, 5), seed=5, scale=2.0)
-    rng = np.random.default_rng(5)
-    x = rng.random(40)
-    c = net.predict(x)
-    targets = [t for t in range(5) if t != c]
+    net, rng, x, c = _instance(5)
+    targets = net.other_classes(c)
     qps = WorkingSetQPs(net, x, c)
     pruned = 0
     for active in patterns(net, x + rng.normal(0, 0.1, (4, 40))):
@@ -187,11 +191,8 @@ def test_pruning_only_drops_problems_at_or_above_the_threshold():
 
 
 def test_best_is_the_smallest_target_optimum_below_the_threshold():
-    net = random_net((40, 16, 16, 5), seed=6, scale=2.0)
-    rng = np.random.default_rng(6)
-    x = rng.random(40)
-    c = net.predict(x)
-    targets = [t for t in range(5) if t != c]
+    net, rng, x, c = _instance(6)
+    targets = net.other_classes(c)
     active = _regions(net, x, rng, n_near=3, n_flipped=1, n_random=1)
     truth = np.array([min(solve_reference(dense_qp(net, x, c, a, t), **TIGHT).norm for t in targets) for a in active])
     qps = WorkingSetQPs(net, x, c)
@@ -209,11 +210,8 @@ def test_many_regions_at_once_equal_each_region_alone():
     """solve_many (one solve_batch per round over every region's problems, padded rows) gives
     each region what cvxpy gives and what solving it alone gives: statuses, values, points,
     working sets, rounds."""
-    net = random_net((40, 16, 16, 5), seed=8, scale=2.0)
-    rng = np.random.default_rng(8)
-    x = rng.random(40)
-    c = net.predict(x)
-    targets = [t for t in range(5) if t != c]
+    net, rng, x, c = _instance(8)
+    targets = net.other_classes(c)
     active = _regions(net, x, rng, n_near=4, n_flipped=3, n_random=2)
     qps = WorkingSetQPs(net, x, c)
     together = qps.solve_many(active, targets)
@@ -236,10 +234,7 @@ def test_many_regions_at_once_equal_each_region_alone():
 
 
 def test_same_input_same_result():
-    net = random_net((40, 16, 16, 5), seed=7, scale=2.0)
-    rng = np.random.default_rng(7)
-    x = rng.random(40)
-    c = net.predict(x)
+    net, rng, x, c = _instance(7)
     active = patterns(net, x + rng.normal(0, 0.1, 40))[0]
     a, b = (WorkingSetQPs(net, x, c).solve(active, range(5)) for _ in range(2))
     assert a.solution.status.tolist() == b.solution.status.tolist()
