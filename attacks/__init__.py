@@ -13,7 +13,7 @@ from .fab import FAB
 from .fmn import FMN
 from .lbfgs import LBFGS, LBFGSTargets
 from .pgd import pgd_box, pgd_l2
-from .rlrqp import RLRQP, Solver, Targets, ball, check_device
+from .rlrqp import RLRQP, Solver, Targets, ball, check_device, warm_start
 
 # name (as used by the CLI and the results files) -> Attack class
 ATTACKS: dict[str, type[Attack]] = {"rlrqp": RLRQP, "deepfool": DeepFool, "cw": CarliniWagner,
@@ -22,4 +22,4 @@ ATTACKS: dict[str, type[Attack]] = {"rlrqp": RLRQP, "deepfool": DeepFool, "cw": 
 
 __all__ = ["ATTACKS", "DDN", "FAB", "FMN", "LBFGS", "RLRQP", "Abort", "Attack", "BrendelBethge", "Candidate",
            "CarliniWagner", "CarliniWagnerTorch", "DeepFool", "LBFGSTargets", "Solver", "Targets", "ball",
-           "check_device", "pgd_box", "pgd_l2"]
+           "check_device", "pgd_box", "pgd_l2", "warm_start"]

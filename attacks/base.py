@@ -55,11 +55,16 @@ class Attack(ABC):
         start = time.perf_counter()
         found = self.find_batch(net, X, C) if self.batched else [self.find(net, X[0], C[0])]
         seconds = (time.perf_counter() - start) / len(X)
-        return [verified_result(net, x, c, cand.point, method=self.name, norm=self.norm,
-                                status=Status.FOUND if cand.point is not None else Status.FAILED, time_s=seconds,
-                                counts=cand.counts, message=cand.message,
-                                **({} if cand.target is None else {"target": cand.target}))
-                for x, c, cand in zip(X, C, found, strict=True)]
+        return [self.verified(net, x, c, cand, seconds) for x, c, cand in zip(X, C, found, strict=True)]
+
+    @final
+    def verified(self, net: ReluNetwork, x: np.ndarray, c: int, cand: Candidate, seconds: float) -> Result:
+        """The Result of candidate `cand` for image x of class c after the float64 check (with the
+        push across the boundary), time_s = seconds."""
+        return verified_result(net, x, c, cand.point, method=self.name, norm=self.norm,
+                               status=Status.FOUND if cand.point is not None else Status.FAILED, time_s=seconds,
+                               counts=cand.counts, message=cand.message,
+                               **({} if cand.target is None else {"target": cand.target}))
 
     def find_batch(self, net: ReluNetwork, X: list[np.ndarray], C: list[int]) -> list[Candidate]:
         """One candidate per image (X[i] of class C[i]); only for attacks with `batched`."""

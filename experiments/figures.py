@@ -20,10 +20,14 @@ PAPER_PANELS = (("N1", "cw"), ("N2", "lbfgs"))
 DPI = 200
 
 
-def _panel(ax, curves: dict[str, np.ndarray], title: str) -> None:
+OPTIMUM_RATIO = r"$\|\delta_{\mathrm{method}}\|_2 \,/\, \|\delta_{\mathrm{MIP}}\|_2$"
+
+
+def _panel(ax, curves: dict[str, np.ndarray], title: str, ylabel: str = OPTIMUM_RATIO,
+           one: str = "optimum (ratio 1)") -> None:
     """Each curve sorted ascending against its image rank (images with a proven optimum and a point
     of that method), the ratio = 1 line, labels, legend."""
-    ax.axhline(1.0, color="0.3", lw=0.8, ls="--", label="optimum (ratio 1)")
+    ax.axhline(1.0, color="0.3", lw=0.8, ls="--", label=one)
     for name, r in curves.items():
         r = np.sort(np.asarray(r, dtype=float))
         ax.plot(np.arange(1, len(r) + 1), r, marker="o", ms=2.5, lw=1.2, label=f"{label(name)} ({len(r)})")
@@ -32,7 +36,7 @@ def _panel(ax, curves: dict[str, np.ndarray], title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("images, sorted by ratio")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(r"$\|\delta_{\mathrm{method}}\|_2 \,/\, \|\delta_{\mathrm{MIP}}\|_2$")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, lw=0.5)
     ax.legend(fontsize=8, loc="upper left")
 
@@ -78,6 +82,17 @@ def sorted_ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, nam
         n = int(((ratios.net == net) & (ratios.method == REFERENCE)).sum())
         _panel(ax, {m: ratios[(ratios.net == net) & (ratios.method == m)].ratio.to_numpy() for m in methods},
                f"{net}: all attacks, {n} images")
+    return _save(fig, folder, name)
+
+
+def ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, name: str, ylabel: str) -> list[Path]:
+    """One panel per network with the sorted curve of `ratio` per method of `ratios` (rows net,
+    method, ratio against a reference method, e.g. Table 2's rLR-QP); folder/name.png and .pdf."""
+    fig = Figure(figsize=(4 * len(nets), 3.3), layout="constrained")
+    for ax, net in zip(np.atleast_1d(fig.subplots(1, len(nets))), nets, strict=True):
+        g = ratios[ratios.net == net]
+        _panel(ax, {m: g[g.method == m].ratio.to_numpy() for m in sorted(set(g.method), key=method_order)},
+               f"{net}: {g.image.nunique()} images", ylabel, "ratio 1")
     return _save(fig, folder, name)
 
 

@@ -1,4 +1,5 @@
-"""`minadv reproduce`: Table 1 and Figure 1 of Croce & Hein (GCPR 2018) in one resumable command.
+"""`minadv reproduce [table1]`: Table 1 and Figure 1 of Croce & Hein (GCPR 2018) in one resumable
+command (`minadv reproduce table2|table3`: the paper's main experiments, `main_experiments`).
 
 For every network, first the exact L2 solver (`mip`: its optimum is every ratio's denominator),
 then every attack, one row per (net, image, method) in OUT/results.csv and the points in
@@ -19,9 +20,11 @@ from minadv.verify import InputError
 from ..args import format_images, parse_images
 from ..figures import figure_paths, write_figures
 from ..machine import machine
+from ..models import TRAINED_DIR
 from ..runner import EXACT_METHODS, add_executor_arguments, method_names, open_executor, options_key, run_many
 from ..store import ResultStore, check_writable
 from ..table1 import ratios, table1, table_paths, to_markdown, write_tables
+from . import main_experiments
 
 NETS, IMAGES, QUICK_IMAGES, TIME_LIMIT = ("N1", "N2"), "0:50", "0:5", 300.0
 # not in the default run: today's attacks of Table 1, extended (`minadv bench modern`), and cw-torch
@@ -33,7 +36,15 @@ QUICK_OPTIONS = {"cw": {"binary_search_steps": 5, "steps": 1000}}
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--nets", nargs="+", default=list(NETS), help="N1, N2 or model files (default N1 N2)")
+    p.add_argument("table", nargs="?", choices=("table1", "table2", "table3"), default="table1",
+                   help="table1 (default): N1 and N2 against the proven optimum; table2: CW and DeepFool against "
+                        "rLR-QP on the 1x1024, 5x1024 and 10x1024 networks, plain and -at; table3: iterated rLR-QP "
+                        "on 1x1024-at")
+    p.add_argument("--nets", nargs="+",
+                   help="N1, N2 or model files (default N1 N2); table2: 1x1024 ... 10x1024-at or model files; "
+                        "table3: one network (default 1x1024-at)")
+    p.add_argument("--models", type=Path, default=TRAINED_DIR,
+                   help=f"table2/table3: the folder of `minadv train`'s networks (default ./{TRAINED_DIR})")
     p.add_argument("--images", type=parse_images, help=f"test images (default {IMAGES}; {QUICK_IMAGES} with --quick)")
     p.add_argument("--methods", nargs="+",
                    help=f"default: mip and Table 1's attacks, not {', '.join(NOT_BY_DEFAULT)} (mip always runs first)")
@@ -43,7 +54,8 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="recompute rows already in the results file (replaced)")
     p.add_argument("--quick", action="store_true",
                    help=f"images {QUICK_IMAGES} and fast attack presets, written to results/quick/")
-    p.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="seconds per image for the exact solver")
+    p.add_argument("--device", help="table2/table3: where rLR-QP's working-set solver and cw-torch run (cpu, cuda)")
+    p.add_argument("--time-limit", type=float, help=f"seconds per image for the exact solver (default {TIME_LIMIT:g})")
     p.add_argument("--out", type=Path,
                    help="results folder, tables in it, figures in OUT/figures; a partial run's tables and figures "
                         "in OUT/partial/ (default results/, or results/quick/ with --quick)")
@@ -76,6 +88,12 @@ def method_options(method: str, args) -> dict:
 
 
 def run(args) -> int:
+    if args.table != "table1":
+        return main_experiments.run(args)
+    if args.device is not None:
+        raise InputError("--device is for table2 and table3 (table1's attacks run on the CPU)")
+    args.nets = args.nets or list(NETS)
+    args.time_limit = TIME_LIMIT if args.time_limit is None else args.time_limit
     out = args.out or Path("results/quick" if args.quick else "results")
     default_images = parse_images(QUICK_IMAGES if args.quick else IMAGES)
     images = list(dict.fromkeys(args.images or default_images))
