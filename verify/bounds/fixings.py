@@ -16,11 +16,14 @@ projected Adam steps (beta-CROWN's optimiser), the gradient being -(P t + p0) at
 Every iterate's bound is valid, the best one is kept.
 
 sigma_B (`support_ball_box`): the maximiser is t(tau) = clip(tau q, lo, hi) with tau = 1 / (2 mu)
-the ball's multiplier; ||t(tau)||^2 is piecewise quadratic in tau with breakpoints where
-coordinates reach the box, so sorting the breakpoints gives the tau where it equals r^2. The
-value returned is the Lagrangian dual at that mu, sum_i max_{lo_i <= t_i <= hi_i}
-(q_i t_i - mu t_i^2) + mu r^2: an upper bound for any mu > 0, equal to sigma_B at the exact
-mu (or the box's corner value when the corner lies in the ball: then it is the maximum).
+for the ball's multiplier mu, at the tau where ||t(tau)||^2 = r^2 (or tau = inf when the box's
+corner lies in the ball). ||t(tau)||^2 = tau^2 S(tau) + C(tau) (S: sum of q_i^2 over the
+coordinates still moving, C: sum of the clamped ones' bounds squared) grows with tau; solving
+tau^2 S + C = r^2 with S, C frozen at the current tau never overshoots (more coordinates clamp
+on the way), so iterating it from tau = 0 climbs to the solution, exactly once the clamped set
+stops growing (a few steps). The value returned is the Lagrangian dual at the last mu,
+sum_i max_{lo_i <= t_i <= hi_i} (q_i t_i - mu t_i^2) + mu r^2: an upper bound for any mu > 0,
+equal to sigma_B at the exact mu; at the corner, the box's value is the maximum.
 """
 
 from __future__ import annotations
@@ -33,34 +36,30 @@ from ..domain import Domain
 from .preactivation import _widen
 
 
-def support_ball_box(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+def support_ball_box(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, r: float,
+                     steps: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """(upper bounds of max q.t over lo <= t <= hi, ||t||_2 <= r, the maximisers t) for every
-    row q of Q (lo <= 0 <= hi, r > 0 finite)."""
+    row q of Q (lo <= 0 <= hi, r > 0 finite); see the module docstring for tau."""
     lim = np.where(Q > 0, hi, np.where(Q < 0, lo, 0.0))  # where each coordinate stops along q
     with np.errstate(divide="ignore", invalid="ignore"):
-        brk = np.where(Q != 0, lim / Q, np.inf)  # tau at which coordinate i reaches the box
-    order = np.argsort(brk, axis=1)
-    brk = np.take_along_axis(brk, order, axis=1)
-    q2 = np.take_along_axis(Q * Q, order, axis=1)
-    l2 = np.take_along_axis(lim * lim, order, axis=1)
-    zero = np.zeros((len(Q), 1))
-    before_q2 = np.hstack([zero, np.cumsum(q2, axis=1)])  # sum of q_i^2 over the first j (clamped)
-    before_l2 = np.hstack([zero, np.cumsum(l2, axis=1)])
-    total = before_q2[:, -1:]
-    with np.errstate(invalid="ignore"):  # ||t(brk_j)||^2, j clamped before; inf past the last breakpoint
-        at_brk = np.where(np.isfinite(brk), brk * brk * (total - before_q2[:, :-1]) + before_l2[:, :-1], np.inf)
-    k = (at_brk < r * r).sum(axis=1)  # coordinates clamped where ||t|| = r
-    rows = np.arange(len(Q))
-    free_q2 = total[:, 0] - before_q2[rows, k]
-    room = r * r - before_l2[rows, k]
-    corner = free_q2 <= 0  # every moving coordinate at the box inside the ball: the box corner is the maximiser
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = np.where(corner, np.inf, np.sqrt(np.maximum(room, 0.0) / np.where(corner, 1.0, free_q2)))
-    t = np.where(np.isinf(tau)[:, None], lim, np.clip(tau[:, None] * Q, lo, hi))
+        brk = np.where(Q != 0, lim / Q, np.inf)  # the tau at which coordinate i reaches the box
+    q2, l2 = Q * Q, lim * lim
+    tau = np.zeros(len(Q))
+    for _ in range(steps):
+        clamped = brk <= tau[:, None]
+        moving = np.where(clamped, 0.0, q2).sum(axis=1)
+        room = np.maximum(r * r - np.where(clamped, l2, 0.0).sum(axis=1), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = np.where(moving > 0, np.sqrt(room / np.where(moving > 0, moving, 1.0)), np.inf)
+        if np.array_equal(new, tau):
+            break
+        tau = new
+    corner = np.isinf(tau)
+    t = np.where(corner[:, None], lim, np.clip(np.where(corner, 0.0, tau)[:, None] * Q, lo, hi))
     box = (Q * lim).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore"):
         mu = np.where(corner | (tau <= 0), 0.0, 0.5 / tau)
-        dual = (Q * t - mu[:, None] * t * t).sum(axis=1) + mu * r * r
+    dual = (Q * t - mu[:, None] * t * t).sum(axis=1) + mu * r * r
     return np.where(mu > 0, np.minimum(dual, box), box), t
 
 
