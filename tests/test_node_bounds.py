@@ -16,14 +16,14 @@ from helpers import random_net
 TINY = [(5, 6, 3), (4, 8, 3), (6, 4, 4, 3), (5, 3, 3, 3)]
 
 
-def _random_nodes(seed, count, radius=np.inf):
+def _random_nodes(seed, count, radius=np.inf, node_bounds=NodeBounds.FIXINGS):
     """A tiny instance's search object and random nodes (target, states) below its root."""
     sizes = TINY[seed % len(TINY)]
     net = random_net(sizes, seed=seed, scale=2.0)
     rng = np.random.default_rng(200 + seed)
     x = rng.random(sizes[0])
     c = int(net.predict(x))
-    bb = BranchAndBound(net, x, c, radius=radius)
+    bb = BranchAndBound(net, x, c, radius=radius, node_bounds=node_bounds)
     nodes = []
     for _ in range(count):
         states = [s.copy() for s in bb.root]
@@ -132,10 +132,10 @@ def test_multipliers_carry_over_to_a_descendant_by_neuron():
     assert np.array_equal(start, expect)
 
 
-def _nested_nodes(seed, scale):
+def _nested_nodes(seed, scale, node_bounds=NodeBounds.FIXINGS):
     """A tiny instance with an incumbent value U = scale x its optimum, and pairs (parent, child)
     of random nodes, the child's fixings a superset of the parent's; None when not adversarial."""
-    net, x, c, bb, nodes = _random_nodes(seed, 6)
+    net, x, c, bb, nodes = _random_nodes(seed, 6, node_bounds=node_bounds)
     truth, point = brute_force(net, x)
     if point is None:
         return None
@@ -148,13 +148,15 @@ def _nested_nodes(seed, scale):
     return net, x, c, bb, pairs
 
 
+@pytest.mark.parametrize("node_bounds", [NodeBounds.FIXINGS, NodeBounds.CHORDS])
 @pytest.mark.parametrize("scale", [0.9, 1.3])
 @pytest.mark.parametrize("seed", range(8))
-def test_tightened_node_bounds_never_exceed_the_node_optimum_below_an_incumbent(seed, scale):
+def test_tightened_node_bounds_never_exceed_the_node_optimum_below_an_incumbent(seed, scale, node_bounds):
     """With an incumbent U the node's first-layer bounds hold on box cap ball(U) cap its fixings:
     min(bound, U) <= the node's optimum (any U: a node optimum below U lies in the ball), for a
-    node and for its child, which starts from the parent's bounds and multipliers."""
-    instance = _nested_nodes(seed, scale)
+    node and for its child, which starts from the parent's bounds and multipliers (CHORDS: the
+    child tightens only the neurons binding at the parent's solution)."""
+    instance = _nested_nodes(seed, scale, node_bounds)
     if instance is None:
         pytest.skip("no adversarial point")
     net, x, c, bb, pairs = instance

@@ -40,26 +40,31 @@ def support_ball_box(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, r: float,
                      steps: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """(upper bounds of max q.t over lo <= t <= hi, ||t||_2 <= r, the maximisers t) for every
     row q of Q (lo <= 0 <= hi, r > 0 finite); see the module docstring for tau."""
-    lim = np.where(Q > 0, hi, np.where(Q < 0, lo, 0.0))  # where each coordinate stops along q
-    with np.errstate(divide="ignore", invalid="ignore"):
-        brk = np.where(Q != 0, lim / Q, np.inf)  # the tau at which coordinate i reaches the box
-    q2, l2 = Q * Q, lim * lim
+    A = np.abs(Q)
+    L = np.where(Q > 0, hi, np.where(Q < 0, -lo, 0.0))  # how far each coordinate may go along sign(q)
+    q2, l2 = A * A, L * L
+    total = q2.sum(axis=1)
     tau = np.zeros(len(Q))
+    rows = np.arange(len(Q))  # those whose tau still moves
     for _ in range(steps):
-        clamped = brk <= tau[:, None]
-        moving = np.where(clamped, 0.0, q2).sum(axis=1)
-        room = np.maximum(r * r - np.where(clamped, l2, 0.0).sum(axis=1), 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # inf * 0 past the corner: such a coordinate adds 0 either way
+            clamped = tau[rows, None] * A[rows] >= L[rows]
+        moving = total[rows] - np.where(clamped, q2[rows], 0.0).sum(axis=1)
+        room = np.maximum(r * r - np.where(clamped, l2[rows], 0.0).sum(axis=1), 0.0)
+        with np.errstate(divide="ignore"):
             new = np.where(moving > 0, np.sqrt(room / np.where(moving > 0, moving, 1.0)), np.inf)
-        if np.array_equal(new, tau):
+        changed = new != tau[rows]
+        tau[rows] = new
+        rows = rows[changed]
+        if not rows.size:
             break
-        tau = new
     corner = np.isinf(tau)
-    t = np.where(corner[:, None], lim, np.clip(np.where(corner, 0.0, tau)[:, None] * Q, lo, hi))
-    box = (Q * lim).sum(axis=1)
+    reach = np.where(corner[:, None], L, np.minimum(np.where(corner, 0.0, tau)[:, None] * A, L))  # |t_i|
+    box = (A * L).sum(axis=1)
     with np.errstate(divide="ignore"):
         mu = np.where(corner | (tau <= 0), 0.0, 0.5 / tau)
-    dual = (Q * t - mu[:, None] * t * t).sum(axis=1) + mu * r * r
+    dual = (A * reach).sum(axis=1) - mu * (reach * reach).sum(axis=1) + mu * r * r
+    t = np.copysign(reach, Q)
     return np.where(mu > 0, np.minimum(dual, box), box), t
 
 
@@ -91,7 +96,9 @@ def under_fixings(W: np.ndarray, c: np.ndarray, dom: Domain, free: np.ndarray, f
                   signs: np.ndarray, start: Multipliers | None = None, iters: int = 10,
                   lr: float = 0.1) -> tuple[np.ndarray, np.ndarray, Multipliers]:
     """(lower, upper, multipliers): bounds of W[free] delta + c[free] over B cap F (module
-    docstring), widened against rounding, and the best beta found (to start a child node from).
+    docstring), widened against rounding, and multipliers to start a child node from: one
+    projected step (Adam's first, lr sign(gradient)) beyond the best beta, so that with iters = 0
+    (one evaluation per node) the search for beta goes on down the tree.
     free, fixed: sorted neuron indices; start: an ancestor's multipliers (default beta = 0).
     dom: the domain B (p = 2, finite radius)."""
     lo, hi, r = dom.delta_lo, dom.delta_hi, dom.radius
@@ -102,21 +109,22 @@ def under_fixings(W: np.ndarray, c: np.ndarray, dom: Domain, free: np.ndarray, f
     beta = np.zeros((len(Q), len(fixed))) if start is None else start.start(free, fixed)
     best = np.full(len(Q), np.inf)
     best_beta = beta.copy()
+    best_grad = np.zeros_like(beta)
     m = np.zeros_like(beta)
     v = np.zeros_like(beta)
     for step in range(iters + 1):
         value, t = support_ball_box(Q - beta @ P, lo, hi, r)
         value += q0 - beta @ p0
+        grad = -(t @ P.T + p0)  # d value / d beta
         better = value < best
         best = np.where(better, value, best)
-        best_beta[better] = beta[better]
-        if step == iters or not len(fixed):
+        best_beta[better], best_grad[better] = beta[better], grad[better]
+        if step == iters:
             break
-        grad = -(t @ P.T + p0)  # d value / d beta
         m = 0.9 * m + 0.1 * grad  # Adam (beta-CROWN's optimiser), projected onto beta >= 0
         v = 0.999 * v + 0.001 * grad * grad
         m_hat, v_hat = m / (1 - 0.9 ** (step + 1)), v / (1 - 0.999 ** (step + 1))
         beta = np.maximum(beta - lr * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0)
     n = len(free)
     lower, upper = _widen(-best[n:], best[:n])
-    return lower, upper, Multipliers(free, fixed, best_beta)
+    return lower, upper, Multipliers(free, fixed, np.maximum(best_beta - lr * np.sign(best_grad), 0.0))

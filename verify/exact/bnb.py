@@ -65,6 +65,8 @@ class NodeBounds(StrEnum):
     ROOT = "root"  # the root's: exact over box cap ball(min(U, radius))
     FIXINGS = "fixings"  # per node, the free neurons' bounds over box cap ball cap the node's fixed
     #                      half-spaces by their Lagrangian dual (`bounds.under_fixings`)
+    CHORDS = "chords"  # the same for the free neurons whose chord row carries a positive multiplier
+    #                    at the parent's QP solution (those that bind the parent's bound)
 
 
 class Branching(StrEnum):
@@ -129,6 +131,12 @@ class BranchAndBound:
         if self.node_bounds == NodeBounds.ROOT or not np.isfinite(r) or not fixed.size:
             return bounds, states, None
         free = np.flatnonzero(s == FREE)
+        if self.node_bounds == NodeBounds.CHORDS and parent is not None and parent.sol.status == QPStatus.OPTIMAL:
+            lam = parent.sol.lam[parent.problem.upper_rows]
+            binding = [j for (k, j), m in zip(parent.problem.free, lam, strict=True) if k == 0 and m > 0]
+            free = free[np.isin(free, binding)]
+            if not free.size:
+                return bounds, states, parent.duals
         W = self.net.weights[0]
         lo, hi, duals = under_fixings(W, W @ self.x + self.net.biases[0], Domain(self.x, 2.0, r), free, fixed,
                                       np.where(s[fixed] == INACTIVE, 1.0, -1.0),
