@@ -193,3 +193,16 @@ def test_root_node_bounds_keep_the_root_bounds():
     for t, states in nodes:
         node = bb._solve_node(t, states, None)
         assert node is None or node.bounds is bb.bounds
+
+
+def test_auto_tightens_node_bounds_only_for_many_unstable_first_layer_relus():
+    """NodeBounds.AUTO: CHORDS at AUTO_UNSTABLE or more unstable first-layer ReLUs, ROOT below."""
+    from minadv.verify.exact.bnb import AUTO_UNSTABLE
+
+    for hidden in (6, 2 * AUTO_UNSTABLE):
+        net = random_net((5, hidden, 3), seed=hidden, scale=2.0)
+        x = np.random.default_rng(hidden).random(5)
+        bb = BranchAndBound(net, x, int(net.predict(x)))
+        many = bb.bounds.unstable[0].sum() >= AUTO_UNSTABLE
+        assert many == (hidden > AUTO_UNSTABLE)  # the whole box: most neurons unstable
+        assert bb.node_bounds == (NodeBounds.CHORDS if many else NodeBounds.ROOT)

@@ -38,6 +38,9 @@ from .incumbent import Incumbent, improve
 from .relaxation import NodeQP, node_qp, root_states
 
 ACTIVE, INACTIVE, FREE = NeuronState.ACTIVE, NeuronState.INACTIVE, NeuronState.FREE
+# NodeBounds.AUTO's switch: the per-node tightening paid on S1 (784-100-10, 44-100 unstable
+# first-layer ReLUs at the first incumbent) and cost time on N1 (3-34): docs/performance-log.md
+AUTO_UNSTABLE = 40
 
 
 @dataclass(order=True)
@@ -62,6 +65,7 @@ class NodeSolver(StrEnum):
 class NodeBounds(StrEnum):
     """The first-layer bounds of a node's relaxation (p = 2; other norms always take the root's)."""
 
+    AUTO = "auto"  # CHORDS when the root leaves at least AUTO_UNSTABLE first-layer ReLUs unstable, else ROOT
     ROOT = "root"  # the root's: exact over box cap ball(min(U, radius))
     FIXINGS = "fixings"  # per node, the free neurons' bounds over box cap ball cap the node's fixed
     #                      half-spaces by their Lagrangian dual (`bounds.under_fixings`)
@@ -84,11 +88,10 @@ class BranchAndBound:
     def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, p: float = 2.0, *, targets=None,
                  incumbent: Incumbent | None = None, radius: float = np.inf, rel_gap: float = 1e-4,
                  retighten: float = 0.02, branching: Branching = Branching.DUAL, strong: int = 1,
-                 node_solver: NodeSolver = NodeSolver.REDUCED, node_bounds: NodeBounds = NodeBounds.FIXINGS,
-                 dual_iters: int = 10, on_node: Callable[[Node], None] | None = None):
+                 node_solver: NodeSolver = NodeSolver.REDUCED, node_bounds: NodeBounds = NodeBounds.AUTO,
+                 dual_iters: int = 1, on_node: Callable[[Node], None] | None = None):
         self.net, self.x, self.c = net, x, c
         self.node_solver, self.on_node = NodeSolver(node_solver), on_node
-        self.node_bounds = NodeBounds(node_bounds) if p == 2 else NodeBounds.ROOT
         self.dual_iters = dual_iters  # projected Adam steps on the multipliers per node
         self.targets = net.other_classes(c) if targets is None else list(targets)
         self.inc = incumbent or Incumbent()
@@ -100,6 +103,10 @@ class BranchAndBound:
         self.seq = itertools.count()
         self.pruned_min = np.inf  # smallest bound of a node pruned against the incumbent
         self._tighten()
+        self.node_bounds = NodeBounds(node_bounds) if p == 2 else NodeBounds.ROOT
+        if self.node_bounds == NodeBounds.AUTO:
+            many = self.bounds.unstable[0].sum() >= AUTO_UNSTABLE
+            self.node_bounds = NodeBounds.CHORDS if many else NodeBounds.ROOT
 
     # --- bounds ----------------------------------------------------------------------
     def _tighten(self) -> None:

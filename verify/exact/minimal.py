@@ -54,7 +54,7 @@ def minimal_perturbation(
     method: Method | str = Method.AUTO,
     tightening: Tightening | str = Tightening.LP,
     node_solver: NodeSolver | str = NodeSolver.REDUCED,
-    node_bounds: NodeBounds | str = NodeBounds.FIXINGS,
+    node_bounds: NodeBounds | str = NodeBounds.AUTO,
 ) -> Result:
     """Proven minimal ||delta||_p (p in {1, 2, inf}) with x + delta in [0,1]^d and
     max_{t != c} f_t(x+delta) - f_c(x+delta) >= 0, c the network's decision on x.
