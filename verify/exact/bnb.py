@@ -13,7 +13,12 @@ region (the node problem with every ReLU fixed to the point's pattern, solved li
 gives a verified adversarial point (each region and target once).
 Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius).
 Bounds: first layer exact over box cap ball of radius U, later layers by back-substitution;
-recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs).
+recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs). Per node
+(`NodeBounds`, p = 2): the free first-layer neurons' bounds over box cap ball(min(U, radius))
+cap the node's fixed first-layer half-spaces, by the Lagrangian dual of `bounds.under_fixings`
+(valid for any multipliers; a child starts from its parent's bounds and multipliers), the
+neurons they make stable fixed. Nodes only need points inside that ball, so a bound that fails
+beyond it costs nothing: the final lower bound is capped at U.
 Branching: the free ReLU whose chord row carries the largest multiplier times the triangle's
 height u(-l)/(u-l); if no chord row is active, the largest relaxation violation h - relu(g).
 """
