@@ -37,7 +37,9 @@ def test_l2_matches_brute_force_on_tiny_networks(seed):
 @pytest.mark.parametrize("node_bounds", ["root", "chords", "fixings"])
 @pytest.mark.parametrize("seed", range(16, 24))
 def test_l2_node_bounds_choices_match_brute_force(seed, node_bounds):
-    """Every `NodeBounds` choice proves the brute-force optimum (the default runs above)."""
+    """Every `NodeBounds` choice proves the brute-force optimum (the default runs above), and in
+    certification mode (the ball of radius r caps the node bounds' domain) `robust` just below
+    it, the optimum just above it."""
     net, x = _instance(seed)
     truth, _ = brute_force(net, x, 2.0)
     res = minimal_perturbation(net, x, 2, time_limit=60, node_bounds=node_bounds)
@@ -46,6 +48,10 @@ def test_l2_node_bounds_choices_match_brute_force(seed, node_bounds):
         return
     assert res.status == Status.OPTIMAL and abs(res.value - truth) <= 1e-5
     assert res.lower <= truth + 1e-9
+    below = minimal_perturbation(net, x, 2, upper_bound=0.98 * truth, time_limit=60, node_bounds=node_bounds)
+    assert below.status == Status.ROBUST and below.lower >= 0.98 * truth
+    above = minimal_perturbation(net, x, 2, upper_bound=1.02 * truth, time_limit=60, node_bounds=node_bounds)
+    assert above.status == Status.OPTIMAL and abs(above.value - truth) <= 1e-5
 
 
 @pytest.mark.slow
