@@ -34,6 +34,26 @@ def test_l2_matches_brute_force_on_tiny_networks(seed):
     assert res.value == pytest.approx(np.linalg.norm(res.x_adv - x), abs=1e-12)
 
 
+@pytest.mark.parametrize("node_bounds", ["root", "chords", "fixings"])
+@pytest.mark.parametrize("seed", range(16, 24))
+def test_l2_node_bounds_choices_match_brute_force(seed, node_bounds):
+    """Every `NodeBounds` choice proves the brute-force optimum (the default runs above), and in
+    certification mode (the ball of radius r caps the node bounds' domain) `robust` just below
+    it, the optimum just above it."""
+    net, x = _instance(seed)
+    truth, _ = brute_force(net, x, 2.0)
+    res = minimal_perturbation(net, x, 2, time_limit=60, node_bounds=node_bounds)
+    if not np.isfinite(truth):
+        assert res.status == Status.ROBUST
+        return
+    assert res.status == Status.OPTIMAL and abs(res.value - truth) <= 1e-5
+    assert res.lower <= truth + 1e-9
+    below = minimal_perturbation(net, x, 2, upper_bound=0.98 * truth, time_limit=60, node_bounds=node_bounds)
+    assert below.status == Status.ROBUST and below.lower >= 0.98 * truth
+    above = minimal_perturbation(net, x, 2, upper_bound=1.02 * truth, time_limit=60, node_bounds=node_bounds)
+    assert above.status == Status.OPTIMAL and abs(above.value - truth) <= 1e-5
+
+
 @pytest.mark.slow
 def test_exact_on_n1_is_below_every_other_adversarial(n1, test_split):
     from minadv.verify import region_qp

@@ -13,7 +13,12 @@ region (the node problem with every ReLU fixed to the point's pattern, solved li
 gives a verified adversarial point (each region and target once).
 Domain: ||delta||_p <= radius (default: the whole box); nodes are pruned against min(U, radius).
 Bounds: first layer exact over box cap ball of radius U, later layers by back-substitution;
-recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs).
+recomputed when U has shrunk by `retighten` (smaller ball, more stable ReLUs). Per node
+(`NodeBounds`, p = 2): the free first-layer neurons' bounds over box cap ball(min(U, radius))
+cap the node's fixed first-layer half-spaces, by the Lagrangian dual of `bounds.under_fixings`
+(valid for any multipliers; a child starts from its parent's bounds and multipliers), the
+neurons they make stable fixed. Nodes only need points inside that ball, so a bound that fails
+beyond it costs nothing: the final lower bound is capped at U.
 Branching: the free ReLU whose chord row carries the largest multiplier times the triangle's
 height u(-l)/(u-l); if no chord row is active, the largest relaxation violation h - relu(g).
 """
@@ -29,7 +34,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from ..bounds import crown
+from ..bounds import Bounds, Multipliers, crown, under_fixings
 from ..domain import Domain
 from ..network import NeuronState, ReluNetwork
 from ..qp import QPSolution, QPStatus, patterns, solve_node, solve_norm
@@ -38,6 +43,9 @@ from .incumbent import Incumbent, improve
 from .relaxation import NodeQP, node_qp, root_states
 
 ACTIVE, INACTIVE, FREE = NeuronState.ACTIVE, NeuronState.INACTIVE, NeuronState.FREE
+# NodeBounds.AUTO's switch: the per-node tightening paid on S1 (784-100-10, 44-100 unstable
+# first-layer ReLUs at the first incumbent) and cost time on N1 (3-34): docs/performance-log.md
+AUTO_UNSTABLE = 40
 
 
 @dataclass(order=True)
@@ -48,6 +56,8 @@ class Node:
     states: list[np.ndarray] = field(compare=False)
     problem: NodeQP = field(compare=False)
     sol: QPSolution = field(compare=False)
+    bounds: Bounds = field(compare=False)  # the bounds of its relaxation (see `NodeBounds`)
+    duals: Multipliers | None = field(compare=False, default=None)  # their multipliers (`NodeBounds.FIXINGS`)
 
 
 class NodeSolver(StrEnum):
@@ -55,6 +65,17 @@ class NodeSolver(StrEnum):
 
     REDUCED = "reduced"  # `qp.solve_node` on the small reduced problem (the default)
     DAQP = "daqp"  # `qp.solve_norm`: DAQP on the full problem, the reference it was measured against
+
+
+class NodeBounds(StrEnum):
+    """The first-layer bounds of a node's relaxation (p = 2; other norms always take the root's)."""
+
+    AUTO = "auto"  # CHORDS when the root leaves at least AUTO_UNSTABLE first-layer ReLUs unstable, else ROOT
+    ROOT = "root"  # the root's: exact over box cap ball(min(U, radius))
+    FIXINGS = "fixings"  # per node, the free neurons' bounds over box cap ball cap the node's fixed
+    #                      half-spaces by their Lagrangian dual (`bounds.under_fixings`)
+    CHORDS = "chords"  # the same for the free neurons whose chord row carries a positive multiplier
+    #                    at the parent's QP solution (those that bind the parent's bound)
 
 
 class Branching(StrEnum):
@@ -72,9 +93,11 @@ class BranchAndBound:
     def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, p: float = 2.0, *, targets=None,
                  incumbent: Incumbent | None = None, radius: float = np.inf, rel_gap: float = 1e-4,
                  retighten: float = 0.02, branching: Branching = Branching.DUAL, strong: int = 1,
-                 node_solver: NodeSolver = NodeSolver.REDUCED, on_node: Callable[[Node], None] | None = None):
+                 node_solver: NodeSolver = NodeSolver.REDUCED, node_bounds: NodeBounds = NodeBounds.AUTO,
+                 dual_iters: int = 1, on_node: Callable[[Node], None] | None = None):
         self.net, self.x, self.c = net, x, c
         self.node_solver, self.on_node = NodeSolver(node_solver), on_node
+        self.dual_iters = dual_iters  # projected Adam steps on the multipliers per node
         self.targets = net.other_classes(c) if targets is None else list(targets)
         self.inc = incumbent or Incumbent()
         self.radius = radius  # the domain: ||delta|| <= radius (inf: the whole box)
@@ -85,6 +108,10 @@ class BranchAndBound:
         self.seq = itertools.count()
         self.pruned_min = np.inf  # smallest bound of a node pruned against the incumbent
         self._tighten()
+        self.node_bounds = NodeBounds(node_bounds) if p == 2 else NodeBounds.ROOT
+        if self.node_bounds == NodeBounds.AUTO:
+            many = self.bounds.unstable[0].sum() >= AUTO_UNSTABLE
+            self.node_bounds = NodeBounds.CHORDS if many else NodeBounds.ROOT
 
     # --- bounds ----------------------------------------------------------------------
     def _tighten(self) -> None:
@@ -101,6 +128,38 @@ class BranchAndBound:
         if any(((r != FREE) & (s != FREE) & (r != s)).any() for r, s in zip(self.root, states, strict=True)):
             return None
         return [np.where(r != FREE, r, s) for r, s in zip(self.root, states, strict=True)]
+
+    def _node_bounds(self, states: list[np.ndarray], parent: Node | None):
+        """(bounds, states, multipliers) of a node: the root bounds, with `NodeBounds.FIXINGS` the
+        first layer's tightened under the node's fixed first-layer neurons over box cap
+        ball(min(U, radius)) (a parent's bounds, valid on a superset, intersected in), the free
+        neurons they make stable fixed; None when a lower bound passes an upper one: no point of
+        the node beats the incumbent or lies in the domain. Nodes only need points in that ball,
+        so the bounds need not hold beyond it (as the root's)."""
+        bounds = self.bounds if parent is None else self.bounds.intersect(parent.bounds)
+        r = min(self.inc.value, self.radius)
+        s = states[0]
+        fixed = np.flatnonzero((self.root[0] == FREE) & (s != FREE))
+        if self.node_bounds == NodeBounds.ROOT or not np.isfinite(r) or not fixed.size:
+            return bounds, states, None
+        free = np.flatnonzero(s == FREE)
+        if self.node_bounds == NodeBounds.CHORDS and parent is not None and parent.sol.status == QPStatus.OPTIMAL:
+            lam = parent.sol.lam[parent.problem.upper_rows]
+            binding = [j for (k, j), m in zip(parent.problem.free, lam, strict=True) if k == 0 and m > 0]
+            free = free[np.isin(free, binding)]
+            if not free.size:
+                return bounds, states, parent.duals
+        W = self.net.weights[0]
+        lo, hi, duals = under_fixings(W, W @ self.x + self.net.biases[0], Domain(self.x, 2.0, r), free, fixed,
+                                      np.where(s[fixed] == INACTIVE, 1.0, -1.0),
+                                      parent.duals if parent is not None else None, self.dual_iters)
+        lower, upper = bounds.lower[0].copy(), bounds.upper[0].copy()
+        lower[free], upper[free] = np.maximum(lower[free], lo), np.minimum(upper[free], hi)
+        if (lower[free] > upper[free]).any():
+            return None
+        s = s.copy()
+        s[free] = np.where(lower[free] >= 0, ACTIVE, np.where(upper[free] <= 0, INACTIVE, FREE))
+        return Bounds((lower, *bounds.lower[1:]), (upper, *bounds.upper[1:])), [s, *states[1:]], duals
 
     # --- incumbents ------------------------------------------------------------------
     def offer(self, point: np.ndarray, t_hint: int) -> None:
@@ -151,7 +210,11 @@ class BranchAndBound:
         states = self._merge(states)
         if states is None:
             return None
-        problem = node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box)
+        tightened = self._node_bounds(states, parent)
+        if tightened is None:
+            return None
+        bounds, states, duals = tightened
+        problem = node_qp(self.net, self.x, self.c, t, bounds, states, self.box)
         sol = self._solve_qp(problem, parent.sol if parent else None)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
@@ -159,7 +222,7 @@ class BranchAndBound:
             return None
         inherited = parent.bound if parent else 0.0
         bound = max(sol.lower, inherited) if sol.status == QPStatus.OPTIMAL else inherited
-        node = Node(bound, next(self.seq), t, states, problem, sol)
+        node = Node(bound, next(self.seq), t, states, problem, sol, bounds, duals)
         if self.on_node is not None:
             self.on_node(node)
         return node
@@ -185,8 +248,8 @@ class BranchAndBound:
         violation = v[d:] - np.maximum(g, 0.0)
         if self.branching == Branching.VIOLATION:
             return violation
-        l = np.array([self.bounds.lower[k][j] for k, j in free])
-        u = np.array([self.bounds.upper[k][j] for k, j in free])
+        l = np.array([node.bounds.lower[k][j] for k, j in free])
+        u = np.array([node.bounds.upper[k][j] for k, j in free])
         lam = np.maximum(node.sol.lam[node.problem.upper_rows], 0.0)
         score = lam * u * np.maximum(-l, 0) / np.maximum(u - l, 1e-12)
         return score if score.max() > 0 else violation

@@ -12,7 +12,7 @@ from ..domain import check_image, choice, parse_norm
 from ..network import InputError, ReluNetwork
 from ..qp import QPStatus, region_qp, solve_norm
 from ..result import Result, Status, Stop
-from .bnb import BranchAndBound, NodeSolver
+from .bnb import BranchAndBound, NodeBounds, NodeSolver
 from .incumbent import Incumbent, improve
 from .mip_search import MipSearch
 
@@ -54,6 +54,7 @@ def minimal_perturbation(
     method: Method | str = Method.AUTO,
     tightening: Tightening | str = Tightening.LP,
     node_solver: NodeSolver | str = NodeSolver.REDUCED,
+    node_bounds: NodeBounds | str = NodeBounds.AUTO,
 ) -> Result:
     """Proven minimal ||delta||_p (p in {1, 2, inf}) with x + delta in [0,1]^d and
     max_{t != c} f_t(x+delta) - f_c(x+delta) >= 0, c the network's decision on x.
@@ -63,7 +64,7 @@ def minimal_perturbation(
     'auto' (bnb for every norm: the faster by measurement, see docs/performance-log.md).
     tightening (mip only): bounds of layers >= 2 by 'crown' back-substitution, plus per-neuron
     'lp' or short 'mip' solves. The first layer is always exact over box cap ball.
-    node_solver (bnb, L2 only): see `NodeSolver`.
+    node_solver, node_bounds (bnb, L2 only): see `NodeSolver`, `NodeBounds`.
     upper_bound: an adversarial point (array, e.g. from an attack; verified here and used as
     the first incumbent) or a radius r (float: the domain becomes ||delta||_p <= r, and `robust`
     means no adversarial example within r). Problem (3) on Q(x) also offers an incumbent.
@@ -74,6 +75,7 @@ def minimal_perturbation(
     p = parse_norm(norm)
     method, tightening = check_options(p, time_limit, rel_gap, method, tightening)
     node_solver = choice(NodeSolver, node_solver, "node solver")
+    node_bounds = choice(NodeBounds, node_bounds, "node bounds")
     start = time.perf_counter()
     c = net.predict(x)
     if net.margin(x, c) >= -TOL:  # x itself lies on the decision boundary
@@ -91,7 +93,8 @@ def minimal_perturbation(
             inc = improve(net, x, c, p, inc, x + sol.v, radius)
     scheme = Method.MIP if method == Method.MIP else Method.BNB
     if scheme == Method.BNB:
-        search = BranchAndBound(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, node_solver=node_solver)
+        search = BranchAndBound(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, node_solver=node_solver,
+                                node_bounds=node_bounds)
     else:
         search = MipSearch(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, tightening=tightening)
     lower, reason = search.run(time_limit - (time.perf_counter() - start))
