@@ -76,7 +76,7 @@ class TargetLP:
         self.hi = np.r_[box[1], [bounds.upper[k][j] for k, j in self.unstable]]
         self.eq = np.array([self.eq_row[kj] for kj in self.unstable], dtype=int)
         self.d, self.p = d, p
-        self.lp = NormLP(self.A, p, d)
+        self.lp = NormLP(self.A, p, box, d)
 
     def solve(self, states: list[np.ndarray], start=None, cutoff: float = np.inf) -> tuple[NodeQP, QPSolution]:
         """The node of `states` (root-stable neurons as in the root: see `BranchAndBound._merge`);
