@@ -363,15 +363,17 @@ class NormLP:
         return lam, kept
 
 
-def solve_lp(qp: BoxQP, p: float) -> QPSolution:
-    """p = 1 or inf: min ||v[:n]||_p as an LP (`NormLP`, solved from scratch)."""
+def solve_lp(qp: BoxQP, p: float, cutoff: float = np.inf) -> QPSolution:
+    """p = 1 or inf: min ||v[:n]||_p as an LP (`NormLP`, solved from scratch; cutoff: see
+    `NormLP.solve`)."""
     n = qp.n_obj
-    return NormLP(qp.A, p, (qp.lo[:n], qp.hi[:n]), n).solve(qp.b, qp.lo, qp.hi)
+    return NormLP(qp.A, p, (qp.lo[:n], qp.hi[:n]), n).solve(qp.b, qp.lo, qp.hi, cutoff=cutoff)
 
 
-def solve_norm(qp: BoxQP, p: float, start: np.ndarray | None = None) -> QPSolution:
-    """The region problem for any supported norm: DAQP for p = 2, an LP otherwise."""
-    return solve_daqp(qp, start) if p == 2 else solve_lp(qp, p)
+def solve_norm(qp: BoxQP, p: float, start: np.ndarray | None = None, cutoff: float = np.inf) -> QPSolution:
+    """The region problem for any supported norm: DAQP for p = 2, an LP otherwise (which may
+    stop with status CUTOFF once its bound passes `cutoff`; DAQP ignores it)."""
+    return solve_daqp(qp, start) if p == 2 else solve_lp(qp, p, cutoff)
 
 
 def solve_reference(qp: BoxQP, p: float = 2.0, **clarabel_options) -> QPSolution:
