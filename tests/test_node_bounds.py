@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from bruteforce import brute_force, node_optimum
 
-from minadv.verify import Domain, NeuronState
+from minadv.verify import Domain, NeuronState, QPStatus
 from minadv.verify.bounds import Multipliers, support_ball_box, under_fixings
 from minadv.verify.exact import BranchAndBound, NodeBounds
 from minadv.verify.exact.incumbent import Incumbent
+from minadv.verify.exact.relaxation import node_qp
+from minadv.verify.qp.reference import solve_lp
 
 from helpers import random_net
 
@@ -206,3 +208,45 @@ def test_auto_tightens_node_bounds_only_for_many_unstable_first_layer_relus():
         many = bb.bounds.unstable[0].sum() >= AUTO_UNSTABLE
         assert many == (hidden > AUTO_UNSTABLE)  # the whole box: most neurons unstable
         assert bb.node_bounds == (NodeBounds.CHORDS if many else NodeBounds.ROOT)
+
+
+@pytest.mark.parametrize("radius", [np.inf, 0.3])
+@pytest.mark.parametrize("norm", [1.0, np.inf])
+@pytest.mark.parametrize("seed", range(8))
+def test_node_lp_bound_never_exceeds_the_node_optimum(seed, norm, radius):
+    """The L1 / Linf node LPs (`exact.lpnodes`, fixings as bounds, started from the parent's
+    basis or from scratch): min(bound, radius) <= the node's optimum by brute force."""
+    net, x, c, _, nodes = _random_nodes(seed, 6)
+    bb = BranchAndBound(net, x, c, norm, radius=radius)
+    for t, states in nodes:
+        root = bb._solve_node(t, [s.copy() for s in bb.root], None)
+        truth = node_optimum(net, x, c, t, states, p=norm)
+        for parent in (None, root):
+            node = bb._solve_node(t, states, parent)
+            bound = np.inf if node is None else node.bound
+            assert min(bound, radius) <= truth + 1e-9
+
+
+@pytest.mark.parametrize("norm", [1.0, np.inf])
+@pytest.mark.parametrize("seed", range(8))
+def test_warm_started_node_lp_equals_the_cold_one(seed, norm):
+    """A node LP started from another node's basis (the model's bounds changed in between)
+    ends where the same LP from scratch ends, and never below `node_qp`'s LP (the same
+    relaxation with fixings as removed columns)."""
+    net, x, c, _, nodes = _random_nodes(seed, 6)
+    bb = BranchAndBound(net, x, c, norm)
+    for t, states in nodes:
+        states = bb._merge(states)
+        root = bb.lps.solve(t, [s.copy() for s in bb.root])
+        warm_problem, warm = bb.lps.solve(t, states, root)
+        cold_problem, cold = bb.lps.solve(t, states)
+        assert warm.status == cold.status
+        assert np.array_equal(warm_problem.qp.b, cold_problem.qp.b)
+        old = solve_lp(node_qp(net, x, c, t, bb.bounds, states, bb.box).qp, norm)
+        if cold.status == QPStatus.OPTIMAL:
+            assert warm.norm == pytest.approx(cold.norm, rel=1e-7, abs=1e-9)
+            assert warm.lower == pytest.approx(cold.lower, rel=1e-7, abs=1e-9)
+            assert cold_problem.qp.violation(warm.v) <= 1e-7
+            assert old.status == QPStatus.OPTIMAL and cold.lower >= old.lower - 1e-7
+        else:
+            assert old.status == QPStatus.INFEASIBLE

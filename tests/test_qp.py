@@ -83,3 +83,26 @@ def test_a_certificate_must_beat_the_rounding_error_of_its_check():
     b = np.array([0.5, -0.5 - 1e-10])
     assert not certifies_infeasible(BoxQP(A, b, np.array([-1e6]), np.array([1e6])), np.ones(2))
     assert certifies_infeasible(BoxQP(A, b, np.array([0.0]), np.array([1.0])), np.ones(2))
+
+
+@pytest.mark.parametrize("p", [1.0, np.inf])
+def test_an_lp_stopped_at_a_cutoff_bounds_its_optimum(p):
+    """solve_lp with a cutoff below the optimum may stop early (status cutoff): its bound is
+    then at least the cutoff and at most the optimum; above the optimum it solves to the end."""
+    stopped = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        N, m = 120, 40
+        A = rng.normal(size=(m, N))
+        v0 = rng.uniform(-0.5, 0.5, N)
+        qp = BoxQP(A, A @ v0 + 0.01, -np.ones(N), np.ones(N))
+        opt = solve_lp(qp, p)
+        assert opt.status == "optimal"
+        for cutoff in (0.3 * opt.norm, 0.9 * opt.norm, 1.1 * opt.norm):
+            sol = solve_lp(qp, p, cutoff)
+            if sol.status == "cutoff":
+                stopped += 1
+                assert cutoff <= sol.lower <= opt.norm + 1e-9 and sol.v is None
+            else:
+                assert sol.status == "optimal" and sol.norm == pytest.approx(opt.norm, rel=1e-9)
+    assert stopped >= 5

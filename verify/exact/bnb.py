@@ -4,7 +4,8 @@ Problem (1): min ||delta||_p s.t. x + delta in [0,1]^d and f_t(x+delta) >= f_c(x
 for some t != c. One queue holds nodes (t, partial activation pattern) of every target and
 shares one incumbent U (a verified adversarial point). A node's bound is the node problem of
 `exact.relaxation.node_qp` (triangle relaxation of its free ReLUs; a QP for p = 2 solved by
-`qp.reduced.solve_node` on a reduced problem of ~75 variables, an LP for p = 1, inf solved by HiGHS),
+`qp.reduced.solve_node` on a reduced problem of ~75 variables; for p = 1, inf the same relaxation
+as an LP in `exact.lpnodes`: one HiGHS model per target, each node started from its parent's basis),
 certified by the explicit Lagrangian dual at the solver's multipliers (`qp.norm_dual_bound`). The
 search stops when the smallest open bound L satisfies U - L <= rel_gap * U.
 
@@ -40,6 +41,7 @@ from ..network import NeuronState, ReluNetwork
 from ..qp import QPSolution, QPStatus, patterns, solve_node, solve_norm
 from ..result import Counts, Stop
 from .incumbent import Incumbent, improve
+from .lpnodes import NodeLPs
 from .relaxation import NodeQP, node_qp, root_states
 
 ACTIVE, INACTIVE, FREE = NeuronState.ACTIVE, NeuronState.INACTIVE, NeuronState.FREE
@@ -121,6 +123,7 @@ class BranchAndBound:
         self.box = (dom.delta_lo, dom.delta_hi)
         self.root = root_states(self.bounds)
         self.counts.unstable = self.bounds.n_unstable
+        self.lps = None if self.p == 2 else NodeLPs(self.net, self.x, self.c, self.bounds, self.root, self.box, self.p)
 
     def _merge(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
         """A node's fixings on top of the current root states (stable neurons may have grown);
@@ -168,9 +171,11 @@ class BranchAndBound:
         if self.inc.value < (1 - self.retighten) * self.bound_radius:
             self._tighten()
 
-    def _region_qp(self, point: np.ndarray, t: int, start: QPSolution) -> None:
+    def _region_qp(self, point: np.ndarray, t: int, start: Node) -> None:
         """Problem (3) for target t on the region of `point` (each region and target once);
-        start: the solution of the node whose point it is (see `_solve_qp`)."""
+        start: the node whose point it is (see `_solve_qp`). p = 1, inf: the node LP with every
+        ReLU fixed, skipped where the region contradicts a root-stable ReLU (then it does not
+        meet the ball the root bounds hold on, whose radius is at least the incumbent's)."""
         active = patterns(self.net, point)
         key = (t, np.packbits(active.numpy()).tobytes())
         if key in self.seen:
@@ -180,9 +185,15 @@ class BranchAndBound:
         self.counts.qp_solves += 1
         states = np.split(np.where(active.numpy()[0], ACTIVE, INACTIVE).astype(np.int8),
                           np.cumsum(self.net.hidden_sizes)[:-1])
-        sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box), start)
+        if self.lps is not None:
+            states = self._merge(states)
+            if states is None:
+                return
+            _, sol = self.lps.solve(t, states, (start.problem, start.sol))
+        else:
+            sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box), start.sol)
         if sol.status == QPStatus.OPTIMAL:
-            self.offer(self.x + sol.v, t)
+            self.offer(self.x + sol.v[: self.net.n_inputs], t)
 
     # --- nodes -----------------------------------------------------------------------
     def _threshold(self) -> float:
@@ -214,14 +225,18 @@ class BranchAndBound:
         if tightened is None:
             return None
         bounds, states, duals = tightened
-        problem = node_qp(self.net, self.x, self.c, t, bounds, states, self.box)
-        sol = self._solve_qp(problem, parent.sol if parent else None)
+        if self.lps is not None:  # p != 2: NodeBounds.ROOT, the models' root bounds
+            start = (parent.problem, parent.sol) if parent else None
+            problem, sol = self.lps.solve(t, states, start, cutoff=self._threshold())
+        else:
+            problem = node_qp(self.net, self.x, self.c, t, bounds, states, self.box)
+            sol = self._solve_qp(problem, parent.sol if parent else None)
         self.counts.qp_solves += 1
         self.counts.nodes += 1
         if sol.status == QPStatus.INFEASIBLE:
             return None
         inherited = parent.bound if parent else 0.0
-        bound = max(sol.lower, inherited) if sol.status == QPStatus.OPTIMAL else inherited
+        bound = max(sol.lower, inherited) if sol.status in (QPStatus.OPTIMAL, QPStatus.CUTOFF) else inherited
         node = Node(bound, next(self.seq), t, states, problem, sol, bounds, duals)
         if self.on_node is not None:
             self.on_node(node)
@@ -234,7 +249,7 @@ class BranchAndBound:
         if node.sol.status == QPStatus.OPTIMAL:
             point = self.x + node.sol.v[: self.net.n_inputs]
             self.offer(point, node.target)
-            self._region_qp(point, node.target, node.sol)
+            self._region_qp(point, node.target, node)
         return not self._prune(node.bound)
 
     def _scores(self, node: Node) -> np.ndarray:
@@ -242,10 +257,9 @@ class BranchAndBound:
         free = node.problem.free
         if node.sol.status != QPStatus.OPTIMAL:
             return np.arange(len(free), 0, -1, dtype=float)
-        d = self.net.n_inputs
         v = node.sol.v
         g = np.array([node.problem.pre[k][0][j] @ v + node.problem.pre[k][1][j] for k, j in free])
-        violation = v[d:] - np.maximum(g, 0.0)
+        violation = node.problem.outputs(v) - np.maximum(g, 0.0)
         if self.branching == Branching.VIOLATION:
             return violation
         l = np.array([node.bounds.lower[k][j] for k, j in free])

@@ -10,7 +10,7 @@ import numpy as np
 from ..adversarial import TOL, verified_result
 from ..domain import check_image, choice, parse_norm
 from ..network import InputError, ReluNetwork
-from ..qp import QPStatus, region_qp, solve_norm
+from ..qp import QPStatus, regions_at, solve_norm
 from ..result import Result, Status, Stop
 from .bnb import BranchAndBound, NodeBounds, NodeSolver
 from .incumbent import Incumbent, improve
@@ -88,7 +88,9 @@ def minimal_perturbation(
             raise InputError(f"upper_bound radius must be positive, got {radius}")
     elif upper_bound is not None:
         inc = improve(net, x, c, p, inc, check_image(net, upper_bound))
-    for sol in region_qp(net, x, c, solve=lambda qp: solve_norm(qp, p)).values():
+    region = regions_at(net, x)
+    for t in net.other_classes(c):  # problem (3) on Q(x); an LP stops once above the incumbent
+        sol = solve_norm(region.qp(0, x, c, t), p, cutoff=inc.value)
         if sol.status == QPStatus.OPTIMAL:
             inc = improve(net, x, c, p, inc, x + sol.v, radius)
     scheme = Method.MIP if method == Method.MIP else Method.BNB

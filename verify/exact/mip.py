@@ -28,8 +28,8 @@ from pyomo.contrib.solver.common.results import TerminationCondition
 from ..bounds import Bounds, backsubstitute
 from ..domain import Domain
 from ..network import ReluNetwork
+from ..qp.reference import HIGHS_THREADS as THREADS
 
-THREADS = 1
 LP_WIDEN = 1e-6  # bounds read off an LP/MIP carry HiGHS's tolerances: widen by LP_WIDEN (1 + |b|)
 
 

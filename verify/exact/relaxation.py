@@ -38,6 +38,12 @@ class NodeQP:
     upper_rows: np.ndarray  # row index of each free neuron's upper (chord) constraint
     pre: list[tuple[np.ndarray, np.ndarray]]  # per layer: g(v) = M v + m
     basis: tuple[np.ndarray, np.ndarray] | None = None  # (C, W_1) with qp.A[:, :d] = C @ W_1 (`nodeqp`)
+    cols: np.ndarray | None = None  # the variable of each free ReLU's output (None: d, d + 1, ... in `free` order)
+
+    def outputs(self, v: np.ndarray) -> np.ndarray:
+        """The free ReLUs' relaxed outputs h at the point v of the node problem."""
+        d = self.qp.n_obj
+        return v[d:d + len(self.free)] if self.cols is None else v[self.cols]
 
 
 def root_states(bounds: Bounds) -> list[np.ndarray]:

@@ -30,6 +30,14 @@ import scipy.sparse as sp
 from ..domain import box_min
 
 T = TypeVar("T")
+# HiGHS's threads setting is process-wide: the first model run fixes it, and a later solve that
+# asks for another count fails; every HiGHS solve of the package (`NormLP`, `exact.mip`) uses this
+HIGHS_THREADS = 1
+# `NormLP`: a solve started from a basis that has not ended after this many pivots starts again
+# from scratch (a child the parent's bound made infeasible can take 500 pivots from the parent's
+# basis where the slack basis needs ~50)
+WARM_PIVOTS = 200
+NO_LIMIT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class QPStatus(StrEnum):
 
     OPTIMAL = "optimal"  # v solves it; lower from the dual at the solver's multipliers
     INFEASIBLE = "infeasible"  # certified (Farkas, or the solver's own verdict for the LPs)
+    CUTOFF = "cutoff"  # `NormLP` stopped once lower passed the caller's cutoff: no point
     ERROR = "error"  # the solver failed: no point, lower = 0 (nothing known)
 
 
@@ -70,6 +79,7 @@ class QPSolution:
     norm: float = np.inf
     lower: float = 0.0
     lam: np.ndarray | None = None
+    basis: object = None  # `NormLP`: HiGHS's final basis, a start for the model's next solve
 
 
 def dual_bound(qp: BoxQP, lam: np.ndarray) -> float:
@@ -238,37 +248,132 @@ def solve_daqp(qp: BoxQP, start: np.ndarray | None = None) -> QPSolution:
     return solve_clarabel(qp)
 
 
-def solve_lp(qp: BoxQP, p: float) -> QPSolution:
-    """p = 1 or inf: min ||v[:n]||_p as an LP in (v, s) with scipy's HiGHS.
+class NormLP:
+    """min ||v[:n]||_p (p = 1 or inf) s.t. A v <= b, lo <= v <= hi as one HiGHS LP model (highspy)
+    kept between solves: A is fixed, each `solve` sets b, lo, hi (a row with b = inf is left out)
+    and may start from the basis of an earlier solve of the same model.
 
-    p = 1: s_i >= |v_i|, minimise sum s; p = inf: s >= |v_i|, minimise s. The lower bound is
-    HiGHS's optimum (LP tolerances, ~1e-9 here), the point is clipped to the box.
-    """
-    from scipy.optimize import linprog
+    p = 1: v[:n] = P - Q with 0 <= P <= max(hi, 0), 0 <= Q <= max(-lo, 0), minimise sum(P + Q):
+    no rows beyond A (the form s_i >= |v_i| adds 2n rows, and the simplex pays for every row).
+    p = inf: minimise s with the rows v_i - s <= 0 where hi_i > 0 and -v_i - s <= 0 where lo_i < 0
+    (i < n; the others hold with s >= 0: on MNIST most pixels are 0, so this drops ~40% of the
+    rows), for the box `box` of v[:n] given when the model is built and kept by every solve.
+    Dual simplex without presolve: a node of the branch and bound differs from its parent by a
+    few bounds, so the parent's optimal basis stays dual feasible and the child needs a few
+    pivots instead of hundreds (scipy's `linprog` builds a new model per call and cannot take a
+    basis); presolve would rebuild the problem and lose the basis. The lower bound reported is
+    `norm_dual_bound` at HiGHS's row duals, so it holds whatever the solver's tolerances."""
 
-    m, N = qp.A.shape
+    def __init__(self, A: np.ndarray, p: float, box: tuple[np.ndarray, np.ndarray], n: int | None = None):
+        import highspy
+
+        m, N = A.shape
+        self.A, self.m, self.N, self.p = A, m, N, p
+        self.n = N if n is None else n
+        n = self.n
+        self.box = box
+        if p == 1:
+            cols = sp.csc_matrix(np.hstack([A[:, :n], -A[:, :n], A[:, n:]]))
+            cost = np.r_[np.ones(2 * n), np.zeros(N - n)]
+            row_hi = np.zeros(m)
+        else:
+            pick = sp.eye(n, N, format="csr")
+            up, down = pick[np.flatnonzero(box[1] > 0)], pick[np.flatnonzero(box[0] < 0)]
+            cols = sp.vstack([sp.hstack([sp.csr_matrix(A), sp.csr_matrix((m, 1))]),
+                              sp.hstack([up, sp.csr_matrix(-np.ones((up.shape[0], 1)))]),
+                              sp.hstack([-down, sp.csr_matrix(-np.ones((down.shape[0], 1)))])], format="csc")
+            cost = np.r_[np.zeros(N), 1.0]
+            row_hi = np.zeros(cols.shape[0])
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = cols.shape[1], cols.shape[0]
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, np.zeros(cols.shape[1]), np.full(cols.shape[1], np.inf)
+        lp.row_lower_, lp.row_upper_ = np.full(cols.shape[0], -np.inf), row_hi
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = cols.indptr, cols.indices, cols.data
+        # the core class: the subclass highspy.Highs only adds callbacks (unused here) and prints
+        # HiGHS's banner on stdout when built, into the commands' output
+        self.h = highspy._core._Highs()
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("presolve", "off")
+        self.h.setOptionValue("simplex_strategy", 1)  # dual simplex
+        self.h.setOptionValue("threads", HIGHS_THREADS)
+        self.h.passModel(lp)
+        self.rows = np.arange(m, dtype=np.int32)
+        self.cols = np.arange(cols.shape[1] - (1 if p != 1 else 0), dtype=np.int32)
+        self.status, self.ok = highspy.HighsModelStatus, highspy.HighsStatus.kOk
+
+    def solve(self, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, start=None, cutoff: float = np.inf) -> QPSolution:
+        """The LP with these row bounds (b = inf: no row) and box; start: `QPSolution.basis` of an
+        earlier solve of this model (None: from scratch). lam: the multipliers of A's rows (0 on
+        the rows left out); lower: `norm_dual_bound` over the rows kept.
+
+        cutoff: the dual simplex's objective only grows, so it may stop once that objective
+        passes the cutoff (HiGHS's objective_bound: a branch-and-bound node that will be
+        pruned, often an infeasible one that would take hundreds of pivots to prove so). Then
+        status CUTOFF, with `norm_dual_bound` at the current duals >= cutoff checked in float64;
+        where that check fails, the solve goes on to the end."""
+        n = self.n
+        if not (np.array_equal(lo[:n], self.box[0]) and np.array_equal(hi[:n], self.box[1])):
+            raise ValueError("NormLP.solve: the box of v[:n] is the model's")
+        if self.p == 1:
+            col_lo = np.r_[np.zeros(2 * n), lo[n:]]
+            col_hi = np.r_[np.maximum(hi[:n], 0.0), np.maximum(-lo[:n], 0.0), hi[n:]]
+        else:
+            col_lo, col_hi = lo, hi
+        self.h.changeColsBounds(len(self.cols), self.cols, col_lo, col_hi)
+        self.h.changeRowsBounds(self.m, self.rows, np.full(self.m, -np.inf), b)
+        warm = start is not None and self.h.setBasis(start) == self.ok
+        if not warm:
+            self.h.clearSolver()
+        status = self._run(cutoff, WARM_PIVOTS if warm else NO_LIMIT)
+        if status == self.status.kObjectiveBound:
+            lam, kept = self._multipliers(b)
+            lower = norm_dual_bound(BoxQP(self.A[kept], b[kept], lo, hi, n), lam[kept], self.p)
+            if lower >= cutoff:
+                return QPSolution(QPStatus.CUTOFF, lower=lower, lam=lam, basis=self.h.getBasis())
+            status = self._run(np.inf, NO_LIMIT)  # on from where it stopped
+        if status not in (self.status.kOptimal, self.status.kInfeasible) and warm:
+            self.h.clearSolver()  # a start that led nowhere (WARM_PIVOTS): once more from scratch
+            status = self._run(np.inf, NO_LIMIT)
+        if status == self.status.kInfeasible:
+            return QPSolution(QPStatus.INFEASIBLE, lower=np.inf)
+        if status != self.status.kOptimal:
+            return QPSolution(QPStatus.ERROR)
+        sol = self.h.getSolution()
+        x = np.asarray(sol.col_value)
+        v = np.r_[x[:n] - x[n:2 * n], x[2 * n:]] if self.p == 1 else x[: self.N]
+        v = np.clip(v, lo, hi)
+        lam, kept = self._multipliers(b)
+        qp = BoxQP(self.A[kept], b[kept], lo, hi, n)
+        return QPSolution(QPStatus.OPTIMAL, v, float(np.linalg.norm(v[:n], ord=self.p)),
+                          norm_dual_bound(qp, lam[kept], self.p), lam, self.h.getBasis())
+
+    def _run(self, cutoff: float, pivots: int):
+        """HiGHS's run under an objective cutoff and a pivot limit; its model status."""
+        self.h.setOptionValue("objective_bound", float(cutoff))
+        self.h.setOptionValue("simplex_iteration_limit", pivots)
+        self.h.run()
+        return self.h.getModelStatus()
+
+    def _multipliers(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lam, kept): the multipliers of A's rows (0 on rows left out), the rows kept (b < inf)."""
+        lam = np.maximum(-np.asarray(self.h.getSolution().row_dual)[: self.m], 0.0)  # HiGHS: <= 0 at an upper bound
+        kept = np.isfinite(b)
+        lam[~kept] = 0.0
+        return lam, kept
+
+
+def solve_lp(qp: BoxQP, p: float, cutoff: float = np.inf) -> QPSolution:
+    """p = 1 or inf: min ||v[:n]||_p as an LP (`NormLP`, solved from scratch; cutoff: see
+    `NormLP.solve`)."""
     n = qp.n_obj
-    k = n if p == 1 else 1
-    pick = sp.eye(n, N, format="csr")
-    S = -sp.eye(n, format="csr") if p == 1 else sp.csr_matrix(-np.ones((n, 1)))
-    # sparse: the 2n rows |v_i| <= s have two entries each (dense, they made HiGHS's input ~1600 x 850)
-    A = sp.vstack([sp.hstack([sp.csr_matrix(qp.A), sp.csr_matrix((m, k))]), sp.hstack([pick, S]),
-                   sp.hstack([-pick, S])], format="csr")
-    b = np.r_[qp.b, np.zeros(2 * n)]
-    cost = np.r_[np.zeros(N), np.ones(k)]
-    res = linprog(cost, A_ub=A, b_ub=b, bounds=[*zip(qp.lo, qp.hi, strict=True), *[(0, None)] * k], method="highs")
-    if res.status == 2:
-        return QPSolution(QPStatus.INFEASIBLE, lower=np.inf)
-    if res.status != 0:
-        return QPSolution(QPStatus.ERROR)
-    v = np.clip(res.x[:N], qp.lo, qp.hi)
-    lam = -res.ineqlin.marginals[:m]  # scipy: d(objective)/d(b_ub) <= 0
-    return QPSolution(QPStatus.OPTIMAL, v, float(np.linalg.norm(v[:n], ord=p)), norm_dual_bound(qp, lam, p), lam)
+    return NormLP(qp.A, p, (qp.lo[:n], qp.hi[:n]), n).solve(qp.b, qp.lo, qp.hi, cutoff=cutoff)
 
 
-def solve_norm(qp: BoxQP, p: float, start: np.ndarray | None = None) -> QPSolution:
-    """The region problem for any supported norm: DAQP for p = 2, an LP otherwise."""
-    return solve_daqp(qp, start) if p == 2 else solve_lp(qp, p)
+def solve_norm(qp: BoxQP, p: float, start: np.ndarray | None = None, cutoff: float = np.inf) -> QPSolution:
+    """The region problem for any supported norm: DAQP for p = 2, an LP otherwise (which may
+    stop with status CUTOFF once its bound passes `cutoff`; DAQP ignores it)."""
+    return solve_daqp(qp, start) if p == 2 else solve_lp(qp, p, cutoff)
 
 
 def solve_reference(qp: BoxQP, p: float = 2.0, **clarabel_options) -> QPSolution:
