@@ -20,9 +20,10 @@ from .tables import markdown
 
 REFERENCE = "mip"
 MATCHED = 1 + REL_GAP  # a ratio up to this counts as the optimum found (the solver's own tolerance)
-ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw", "fmn", "ddn", "bb", "fab")
+ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw", "fmn", "ddn", "bb", "fab", "fmn-linf", "fab-linf", "pgd-linf")
 LABELS = {"mip": "MIP", "rlrqp": "rLR-QP", "deepfool": "DeepFool", "lbfgs": "L-BFGS", "cw": "CW",
-          "fmn": "FMN", "ddn": "DDN", "bb": "Brendel-Bethge", "fab": "FAB"}
+          "fmn": "FMN", "ddn": "DDN", "bb": "Brendel-Bethge", "fab": "FAB",
+          "fmn-linf": "FMN-Linf", "fab-linf": "FAB-Linf", "pgd-linf": "PGD-Linf (bisection)"}
 # The paper's Table 1, (mean, max) ratio on its own N1 and N2 (same architectures, other weights).
 PAPER = {
     ("N1", "rlrqp"): (1.0, 1.0), ("N1", "deepfool"): (1.1226, 1.6059),

@@ -31,7 +31,7 @@ from ..table1 import norm_suffix, ratios, table1, table_paths, to_markdown, writ
 NETS, IMAGES, QUICK_IMAGES, TIME_LIMIT = ("N1", "N2"), "0:50", "0:5", 300.0
 # not in the default run: today's attacks of Table 1, extended (`minadv bench modern`), and cw-torch
 # (Foolbox's CW, which the paper's Table 1 used, again in torch); --methods names them
-EXTENDED = ("fmn", "ddn", "bb", "fab")
+EXTENDED = ("fmn", "ddn", "bb", "fab", "fmn-linf", "fab-linf", "pgd-linf")
 NOT_BY_DEFAULT = (*EXTENDED, "cw-torch")
 # --quick: attack presets that finish in seconds (CW: 5 x 1000 steps instead of the paper's 20 x 10000)
 QUICK_OPTIONS = {"cw": {"binary_search_steps": 5, "steps": 1000}}
