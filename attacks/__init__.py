@@ -1,7 +1,7 @@
 """minadv.attacks: rLR-QP (Croce & Hein 2018), the baselines DeepFool, L-BFGS, Carlini-Wagner L2
-(Foolbox's and a batched torch one) and the modern minimum-norm attacks FMN, DDN, Brendel-Bethge and
-FAB (all L2), each behind the one contract of `base.Attack`; PGD over a box for VNN-LIB properties
-and L2 PGD for adversarial training."""
+(Foolbox's and a batched torch one), the modern minimum-norm attacks FMN, DDN, Brendel-Bethge and
+FAB (L2) and FMN, FAB and PGD with bisection on eps (Linf), each behind the one contract of
+`base.Attack`; PGD over a box for VNN-LIB properties and L2 PGD for adversarial training."""
 
 from .base import Attack, Candidate
 from .bb import BrendelBethge
@@ -9,17 +9,19 @@ from .cw import CarliniWagner
 from .cw_torch import Abort, CarliniWagnerTorch
 from .ddn import DDN
 from .deepfool import DeepFool
-from .fab import FAB
-from .fmn import FMN
+from .fab import FAB, FABLinf
+from .fmn import FMN, FMNLinf
 from .lbfgs import LBFGS, LBFGSTargets
-from .pgd import pgd_box, pgd_l2
+from .pgd import PGDLinf, pgd_box, pgd_l2
 from .rlrqp import RLRQP, Solver, Targets, ball, check_device, warm_start
 
 # name (as used by the CLI and the results files) -> Attack class
 ATTACKS: dict[str, type[Attack]] = {"rlrqp": RLRQP, "deepfool": DeepFool, "cw": CarliniWagner,
                                     "cw-torch": CarliniWagnerTorch, "lbfgs": LBFGS,
-                                    "fmn": FMN, "ddn": DDN, "bb": BrendelBethge, "fab": FAB}
+                                    "fmn": FMN, "ddn": DDN, "bb": BrendelBethge, "fab": FAB,
+                                    "fmn-linf": FMNLinf, "fab-linf": FABLinf, "pgd-linf": PGDLinf}
 
 __all__ = ["ATTACKS", "DDN", "FAB", "FMN", "LBFGS", "RLRQP", "Abort", "Attack", "BrendelBethge", "Candidate",
-           "CarliniWagner", "CarliniWagnerTorch", "DeepFool", "LBFGSTargets", "Solver", "Targets", "ball",
-           "check_device", "pgd_box", "pgd_l2", "warm_start"]
+           "CarliniWagner", "CarliniWagnerTorch", "DeepFool", "FABLinf", "FMNLinf", "LBFGSTargets", "PGDLinf",
+           "Solver", "Targets", "ball", "check_device", "pgd_box", "pgd_l2",
+           "warm_start"]

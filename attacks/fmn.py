@@ -1,6 +1,9 @@
-"""FMN, fast minimum-norm attack, L2 (Pintor, Roli, Brendel, Biggio, NeurIPS 2021) through Foolbox 3.3.4."""
+"""FMN, fast minimum-norm attack, L2 and Linf (Pintor, Roli, Brendel, Biggio, NeurIPS 2021) through
+Foolbox 3.3.4."""
 
 from __future__ import annotations
+
+import math
 
 from .foolbox_attack import FoolboxAttack, import_foolbox
 
@@ -34,7 +37,14 @@ class FMN(FoolboxAttack):
     Until its first adversarial point FMN sets eps = ||delta|| + |margin| / ||grad margin||, the
     linearised distance to the boundary. On a ReLU network that estimate is exact inside a linear
     region, so the point approaches the boundary from inside, ever more slowly, and may never cross
-    it within the budget: such images are `failed` (the point Foolbox returns is the image itself)."""
+    it within the budget: such images are `failed` (the point Foolbox returns is the image itself).
+    That is the algorithm, not Foolbox: the authors' own code (pralab/Fast-Minimum-Norm-FMN-Attack,
+    src/attacks/fmn.py) has the same epsilon update, eps = min((1 - gamma) eps, ||best delta||) when
+    adversarial, else (1 + gamma) eps once an adversarial was seen, else ||delta|| + |loss| /
+    ||grad loss||_dual, the same cosine schedules and the same L2-normalised gradient step; Foolbox
+    differs only in taking |loss| per image where the authors' code takes the batch's summed loss
+    (the same for one image), and in the broken L2 projection fixed here (the authors' clips delta
+    to norm eps, as ours)."""
 
     name = "fmn"
 
@@ -43,7 +53,27 @@ class FMN(FoolboxAttack):
         self.steps, self.max_stepsize, self.min_stepsize = steps, max_stepsize, min_stepsize
         self.gamma, self.binary_search_steps = gamma, binary_search_steps
 
+    def foolbox_class(self):
+        """The Foolbox attack class of this norm."""
+        return l2_fmn_class()
+
     def foolbox_attack(self):
-        return l2_fmn_class()(
+        return self.foolbox_class()(
             steps=self.steps, max_stepsize=self.max_stepsize, min_stepsize=self.min_stepsize, gamma=self.gamma,
             binary_search_steps=self.binary_search_steps)
+
+
+class FMNLinf(FMN):
+    """Foolbox's LInfFMNAttack with FMN's settings (the same for every norm in the paper's
+    Algorithm 1, in Foolbox and in the authors' code: alpha_0 = 1 annealed to alpha_0 / 100,
+    gamma_0 = 0.05, K = 1000 steps, no init attack): the step is the L2-normalised gradient for
+    every norm, as in both codes; the eps-ball projection clips each coordinate of delta to
+    [-eps, eps], which Foolbox 3.3.4 does correctly (unlike its L2 one); eps before the first
+    adversarial point is ||delta||_inf + |margin| / ||grad margin||_1, the linearised Linf distance
+    to the boundary."""
+
+    name = "fmn-linf"
+    norm = math.inf
+
+    def foolbox_class(self):
+        return import_foolbox().attacks.LInfFMNAttack

@@ -14,16 +14,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .table1 import REFERENCE, label, method_order
+from .table1 import REFERENCE, label, method_order, norm_suffix
 
 PAPER_PANELS = (("N1", "cw"), ("N2", "lbfgs"))
 DPI = 200
 
 
-OPTIMUM_RATIO = r"$\|\delta_{\mathrm{method}}\|_2 \,/\, \|\delta_{\mathrm{MIP}}\|_2$"
+def _ratio_label(norm: str) -> str:
+    """||delta_method||_p / ||delta_MIP||_p in mathtext (p = 1, 2 or infinity)."""
+    p = r"\infty" if norm == "inf" else norm
+    return rf"$\|\delta_{{\mathrm{{method}}}}\|_{{{p}}} \,/\, \|\delta_{{\mathrm{{MIP}}}}\|_{{{p}}}$"
 
 
-def _panel(ax, curves: dict[str, np.ndarray], title: str, ylabel: str = OPTIMUM_RATIO,
+def _panel(ax, curves: dict[str, np.ndarray], title: str, norm: str = "2", ylabel: str | None = None,
            one: str = "optimum (ratio 1)") -> None:
     """Each curve sorted ascending against its image rank (images with a proven optimum and a point
     of that method), the ratio = 1 line, labels, legend."""
@@ -36,7 +39,7 @@ def _panel(ax, curves: dict[str, np.ndarray], title: str, ylabel: str = OPTIMUM_
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("images, sorted by ratio")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel or _ratio_label(norm))
     ax.grid(alpha=0.3, lw=0.5)
     ax.legend(fontsize=8, loc="upper left")
 
@@ -45,9 +48,11 @@ def _paths(folder: Path, name: str) -> list[Path]:
     return [folder / f"{name}.png", folder / f"{name}.pdf"]
 
 
-def figure_paths(folder: Path) -> list[Path]:
-    """The files write_figures writes in folder."""
-    return _paths(folder, "figure1") + _paths(folder, "figure1_all_methods")
+def figure_paths(folder: Path, norm: str = "2") -> list[Path]:
+    """The files write_figures writes in folder: for L2 figure1 (the paper's panels, L2 attacks) and
+    figure1_all_methods; for another norm only figure1_all_methods_l<norm>."""
+    paper = _paths(folder, "figure1") if norm == "2" else []
+    return paper + _paths(folder, f"figure1_all_methods{norm_suffix(norm)}")
 
 
 def _save(fig: Figure, folder: Path, name: str) -> list[Path]:
@@ -58,8 +63,11 @@ def _save(fig: Figure, folder: Path, name: str) -> list[Path]:
     return paths
 
 
-def write_figures(ratios: pd.DataFrame, nets: list[str], folder: Path) -> list[Path]:
-    """figure1 and figure1_all_methods (.png, .pdf) in folder, from `table1.ratios` rows."""
+def write_figures(ratios: pd.DataFrame, nets: list[str], folder: Path, norm: str = "2") -> list[Path]:
+    """figure_paths(folder, norm) (.png, .pdf), from `table1.ratios` rows of that norm."""
+    every = sorted_ratio_figure(ratios, nets, folder, f"figure1_all_methods{norm_suffix(norm)}", norm)
+    if norm != "2":
+        return every
 
     def of(net: str, method: str) -> np.ndarray:
         return ratios[(ratios.net == net) & (ratios.method == method)].ratio.to_numpy()
@@ -68,12 +76,10 @@ def write_figures(ratios: pd.DataFrame, nets: list[str], folder: Path) -> list[P
     for ax, (net, method) in zip(fig.subplots(1, 2), PAPER_PANELS, strict=True):
         r = of(net, method)
         _panel(ax, {method: r}, f"{label(method)} on {net}, {len(r)} images")
-    paths = _save(fig, folder, "figure1")
-
-    return paths + sorted_ratio_figure(ratios, nets, folder, "figure1_all_methods")
+    return _save(fig, folder, "figure1") + every
 
 
-def sorted_ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, name: str) -> list[Path]:
+def sorted_ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, name: str, norm: str = "2") -> list[Path]:
     """One panel per network with the sorted ratio curve of every attack in `ratios` (`table1.ratios`
     rows); folder/name.png and .pdf."""
     fig = Figure(figsize=(4 * len(nets), 3.3), layout="constrained")
@@ -81,7 +87,7 @@ def sorted_ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, nam
         methods = sorted(set(ratios[ratios.net == net].method) - {REFERENCE}, key=method_order)
         n = int(((ratios.net == net) & (ratios.method == REFERENCE)).sum())
         _panel(ax, {m: ratios[(ratios.net == net) & (ratios.method == m)].ratio.to_numpy() for m in methods},
-               f"{net}: all attacks, {n} images")
+               f"{net}: all attacks, {n} images", norm)
     return _save(fig, folder, name)
 
 
@@ -92,11 +98,11 @@ def ratio_figure(ratios: pd.DataFrame, nets: list[str], folder: Path, name: str,
     for ax, net in zip(np.atleast_1d(fig.subplots(1, len(nets))), nets, strict=True):
         g = ratios[ratios.net == net]
         _panel(ax, {m: g[g.method == m].ratio.to_numpy() for m in sorted(set(g.method), key=method_order)},
-               f"{net}: {g.image.nunique()} images", ylabel, "ratio 1")
+               f"{net}: {g.image.nunique()} images", ylabel=ylabel, one="ratio 1")
     return _save(fig, folder, name)
 
 
-def quality_time_figure(table: pd.DataFrame, folder: Path, name: str) -> list[Path]:
+def quality_time_figure(table: pd.DataFrame, folder: Path, name: str, norm: str = "2") -> list[Path]:
     """One point per (attack, network) of a `table1.table1` table: mean time per image (log scale)
     against mean ratio to the optimum (over the images where the attack found a point), the attack's
     label and its failures beside it; folder/name.png and .pdf."""
@@ -113,7 +119,7 @@ def quality_time_figure(table: pd.DataFrame, folder: Path, name: str) -> list[Pa
     ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_xlabel("mean time per image (s)")
-    ax.set_ylabel(r"mean $\|\delta_{\mathrm{method}}\|_2 \,/\, \|\delta_{\mathrm{MIP}}\|_2$")
+    ax.set_ylabel("mean " + _ratio_label(norm))
     ax.grid(alpha=0.3, lw=0.5)
     ax.legend(fontsize=8)
     return _save(fig, folder, name)

@@ -20,9 +20,10 @@ from .tables import markdown
 
 REFERENCE = "mip"
 MATCHED = 1 + REL_GAP  # a ratio up to this counts as the optimum found (the solver's own tolerance)
-ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw", "fmn", "ddn", "bb", "fab")
+ORDER = ("mip", "rlrqp", "deepfool", "lbfgs", "cw", "fmn", "ddn", "bb", "fab", "fmn-linf", "fab-linf", "pgd-linf")
 LABELS = {"mip": "MIP", "rlrqp": "rLR-QP", "deepfool": "DeepFool", "lbfgs": "L-BFGS", "cw": "CW",
-          "cw-torch": "CW (torch)", "fmn": "FMN", "ddn": "DDN", "bb": "Brendel-Bethge", "fab": "FAB"}
+          "cw-torch": "CW (torch)", "fmn": "FMN", "ddn": "DDN", "bb": "Brendel-Bethge", "fab": "FAB",
+          "fmn-linf": "FMN-Linf", "fab-linf": "FAB-Linf", "pgd-linf": "PGD-Linf (bisection)"}
 # The paper's Table 1, (mean, max) ratio on its own N1 and N2 (same architectures, other weights).
 PAPER = {
     ("N1", "rlrqp"): (1.0, 1.0), ("N1", "deepfool"): (1.1226, 1.6059),
@@ -44,8 +45,9 @@ def label(method: str) -> str:
 
 
 def ratios(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of `frame` (results of one norm, one per net x image x method) that have a point and
-    a proven optimum, with columns `optimum` (the mip value) and `ratio` = value / optimum.
+    """Rows of `frame` (one per net x image x method x norm; the optimum is the same norm's `mip`
+    row) that have a point and a proven optimum, with columns `optimum` (the mip value) and
+    `ratio` = value / optimum.
 
     Raises BelowOptimumError, listing the rows, on any ratio below 1 - REL_GAP."""
     if frame.duplicated(["net", "image", "method", "norm"]).any():
@@ -68,7 +70,8 @@ def method_order(method: str) -> tuple:
 
 
 def table1(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (net, method) of `frame` with COLUMNS (paper columns nan where it has none)."""
+    """One row per (net, method) of `frame`, the results of one norm, with COLUMNS (paper columns nan
+    where it has none; the paper's numbers are L2 ones)."""
     r = ratios(frame)
     proven = frame[(frame.method == REFERENCE) & (frame.status == Status.OPTIMAL)]
     rows = []
@@ -108,10 +111,16 @@ def _tex(s: str) -> str:
     return "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in str(s))
 
 
-def to_latex(table: pd.DataFrame) -> str:
-    """A booktabs table (\\usepackage{booktabs}) of the reproduced numbers."""
+def norm_suffix(norm: str) -> str:
+    """The part of a file name that tells a norm's tables, figures and points apart: '' for L2 (the
+    names of Table 1's run), '_linf' for Linf, '_l1' for L1."""
+    return "" if norm == "2" else f"_l{norm}"
+
+
+def to_latex(table: pd.DataFrame, norm: str = "2") -> str:
+    """A booktabs table (\\usepackage{booktabs}) of the reproduced numbers (ratios in the L`norm` norm)."""
     lines = [
-        "% minadv reproduce: ratio = ||delta_method||_2 / ||delta_MIP||_2 over images with a proven optimum",
+        f"% minadv reproduce: ratio = ||delta_method||_{norm} / ||delta_MIP||_{norm} over images with a proven optimum",
         "\\begin{tabular}{llrrrrrrr}", "\\toprule",
         "Net & Method & Images & Mean ratio & Max ratio & Matched & Failed & MIP not optimal & Time (s) \\\\",
         "\\midrule",
@@ -124,16 +133,16 @@ def to_latex(table: pd.DataFrame) -> str:
     return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
-def table_paths(folder: Path) -> list[Path]:
-    """folder/table1.md, table1.csv and table1.tex."""
-    return [folder / "table1.md", folder / "table1.csv", folder / "table1.tex"]
+def table_paths(folder: Path, norm: str = "2") -> list[Path]:
+    """folder/table1.md, table1.csv and table1.tex (L2); table1_linf.* for Linf (`norm_suffix`)."""
+    return [folder / f"table1{norm_suffix(norm)}.{ext}" for ext in ("md", "csv", "tex")]
 
 
-def write_tables(table: pd.DataFrame, folder: Path, note: str = "") -> list[Path]:
-    """The table as Markdown, CSV and LaTeX at table_paths(folder)."""
+def write_tables(table: pd.DataFrame, folder: Path, note: str = "", norm: str = "2") -> list[Path]:
+    """The table as Markdown, CSV and LaTeX at table_paths(folder, norm)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = table_paths(folder)
+    paths = table_paths(folder, norm)
     paths[0].write_text(to_markdown(table, note))
     table.to_csv(paths[1], index=False)
-    paths[2].write_text(to_latex(table))
+    paths[2].write_text(to_latex(table, norm))
     return paths

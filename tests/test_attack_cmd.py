@@ -41,6 +41,18 @@ def test_attack_command_writes_resumes_and_records_failures(tmp_path, capsys, n1
             assert np.linalg.norm(x_adv - x) == frame.value[frame.image == i].item()
 
 
+def test_an_linf_attack_writes_linf_rows(tmp_path, capsys, n1, test_split):
+    out = tmp_path / "linf.csv"
+    argv = ["attack", "--method", "pgd-linf", "--net", "N1", "--images", "1", "--out", str(out),
+            "--save-adv", str(tmp_path / "linf.npz"), "--option", "steps=20", "--option", "restarts=2"]
+    assert main(argv) == 0
+    row = pd.read_csv(out, dtype={"norm": str}).iloc[0]
+    assert (row.method, row.norm, row.status) == ("pgd-linf", "inf", "found")
+    with np.load(tmp_path / "linf.npz") as z:
+        assert row.value == pytest.approx(np.abs(z["x_adv"][0] - test_split.x(1)).max(), abs=1e-12)
+    assert "median Linf" in capsys.readouterr().out
+
+
 def test_attack_command_rejects_bad_options(capsys):
     assert main(["attack", "--method", "rlrqp", "--images", "0", "--option", "n9=3"]) == 2
     assert "options: n1, n2, n3, n4, alpha, targets, iterations, seed" in capsys.readouterr().err

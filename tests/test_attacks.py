@@ -44,7 +44,8 @@ def _assert_verified(net, x, res):
 
 
 def test_registry_names():
-    assert sorted(ATTACKS) == ["bb", "cw", "cw-torch", "ddn", "deepfool", "fab", "fmn", "lbfgs", "rlrqp"]
+    assert sorted(ATTACKS) == ["bb", "cw", "cw-torch", "ddn", "deepfool", "fab", "fab-linf", "fmn", "fmn-linf", "lbfgs",
+                              "pgd-linf", "rlrqp"]
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from bruteforce import brute_force
 from test_attacks import REACHED, _assert_verified, _tiny
 
 from minadv.attacks import DDN, FAB, FMN, BrendelBethge
-from minadv.attacks.fab import project_l2
+from minadv.attacks.fab import project
 from minadv.attacks.fmn import l2_fmn_class
 from minadv.verify import ReluNetwork, Status
 from minadv.verify.qp.reference import solve_daqp
@@ -106,7 +106,7 @@ def test_fab_projection_is_the_exact_projection_onto_hyperplane_and_box():
     p = rng.random((n, d))
     w = rng.normal(size=(n, d)) * (rng.random((n, d)) > 0.2)  # some zero weights
     t = rng.normal(size=n) * 1.5  # some out of reach in the box
-    got = project_l2(torch.tensor(p), torch.tensor(w), torch.tensor(t)).numpy()
+    got = project(torch.tensor(p), torch.tensor(w), torch.tensor(t), 2.0).numpy()
     assert np.all(p + got >= -1e-15) and np.all(p + got <= 1 + 1e-15)
     for i in range(n):
         want = _project_by_bisection(p[i], w[i], t[i])

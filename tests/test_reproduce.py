@@ -129,3 +129,68 @@ def test_default_methods_leave_out_cw_torch():
     default = methods_to_run(None)
     assert default[0] == "mip" and "cw" in default and "cw-torch" not in default
     assert methods_to_run(["cw-torch", "mip"]) == ["mip", "cw-torch"]
+
+
+class ScaledLinfOptimum(Attack):
+    """A stand-in Linf attack: the exact Linf solver's point, its perturbation scaled by 1.1."""
+
+    name, norm = "scaled-linf", np.inf
+
+    def find(self, net, x, c):
+        res = minimal_perturbation(net, x, norm=np.inf, time_limit=60)
+        return Candidate(x + 1.1 * (res.x_adv - x))
+
+
+@pytest.fixture
+def both_norms(monkeypatch):
+    monkeypatch.setattr(minadv.attacks, "ATTACKS", {"scaled": ScaledOptimum, "scaled-linf": ScaledLinfOptimum})
+
+
+@pytest.fixture
+def small_net(tmp_path):
+    """A 784-12-10 network file (whole nn.Sequential): exact in well under a second in either norm."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(3)
+    path = tmp_path / "small.pt"
+    torch.save(nn.Sequential(nn.Linear(784, 12), nn.ReLU(), nn.Linear(12, 10)).double(), path)
+    return path
+
+
+def test_methods_of_the_other_norm_are_refused_in_one_line(tmp_path, both_norms, no_work, capsys):
+    assert reproduce.methods_to_run(None, "inf") == ["mip", "scaled-linf"]  # each norm's own attacks
+    assert reproduce.methods_to_run(None) == ["mip", "scaled"]
+    assert main(["reproduce", "--norm", "inf", "--methods", "mip", "scaled", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scaled: not Linf attacks" in err and "scaled-linf" in err
+    assert main(["reproduce", "--methods", "scaled-linf", "--out", str(tmp_path)]) == 2
+    assert "scaled-linf: not L2 attacks" in capsys.readouterr().err
+    assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.slow
+def test_an_linf_run_writes_its_own_points_tables_and_figures(tmp_path, both_norms, small_net):
+    """--norm inf beside an L2 run in one folder: Linf rows, *_linf points, tables and figure; the
+    L2 files untouched, and each table against its own norm's optimum."""
+    out = tmp_path / "out"
+    common = ["--nets", str(small_net), "--images", "0", "--out", str(out)]
+    assert main(["reproduce", "--methods", "mip", "scaled", *common]) == 0
+    l2 = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "results.csv"}
+    assert main(["reproduce", "--norm", "inf", "--methods", "mip", "scaled-linf", *common]) == 0
+    assert all(p.read_bytes() == data for p, data in l2.items())
+    rows = pd.read_csv(out / "results.csv", dtype={"norm": str})
+    assert sorted(zip(rows.method, rows.norm, strict=True)) == [
+        ("mip", "2"), ("mip", "inf"), ("scaled", "2"), ("scaled-linf", "inf")]
+    mip = rows[rows.method == "mip"].set_index("norm")
+    assert set(mip.status) == {"optimal"} and mip.value["inf"] <= mip.value["2"]
+    net, x = load(str(small_net)), mnist("test").x(0)
+    with np.load(out / "adv_small_mip_linf.npz") as z:
+        assert np.max(np.abs(z["x_adv"][0] - x)) == pytest.approx(mip.value["inf"], rel=1e-9)
+        assert check(net, z["x_adv"][0], net.predict(x)).adversarial()
+    table = pd.read_csv(out / "partial" / "table1_linf.csv")
+    assert list(table.method) == ["mip", "scaled-linf"]
+    assert table.mean_ratio.iloc[1] == pytest.approx(1.1, rel=1e-6)
+    assert "||delta_method||_inf" in (out / "partial" / "table1_linf.md").read_text()
+    assert (out / "partial" / "figures" / "figure1_all_methods_linf.png").stat().st_size > 0
+    assert list(pd.read_csv(out / "partial" / "table1.csv").method) == ["mip", "scaled"]

@@ -13,10 +13,10 @@ from minadv.experiments.store import COLUMNS
 from helpers import random_net
 
 
-def _results(path, rows):
+def _results(path, rows, norm="2"):
     frame = pd.DataFrame([dict(zip(["net", "image", "method", "options", "value", "time_s", "status"], r,
                                    strict=True)) for r in rows])
-    frame = frame.assign(norm="2").reindex(columns=COLUMNS)
+    frame = frame.assign(norm=norm).reindex(columns=COLUMNS)
     frame.to_csv(path, index=False)
 
 
@@ -41,6 +41,29 @@ def test_bench_modern_joins_the_files_and_writes_table_and_figures(tmp_path):
     for name in ("table1_modern_ratios", "table1_modern_time"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_bench_modern_writes_a_table_per_norm(tmp_path, capsys):
+    """Linf rows (their own mip optimum) give table1_modern_linf and its figures; the L2 table keeps
+    only L2 rows; a norm without rows gives no table."""
+    _results(tmp_path / "l2.csv", [("N1", 0, "mip", "", 0.5, 2.0, "optimal"), ("N1", 0, "fab", "", 0.6, 1.0, "found")])
+    _results(tmp_path / "linf.csv", [("N1", 0, "mip", "", 0.04, 3.0, "optimal"),
+                                     ("N1", 0, "fab-linf", "", 0.05, 1.0, "found"),
+                                     ("N1", 0, "pgd-linf", "", 0.04, 2.0, "found")], norm="inf")
+    out = tmp_path / "out"
+    args = ["bench", "modern", "--nets", "N1", "--images", "0", "--out", str(out), "--results"]
+    assert main([*args, str(tmp_path / "l2.csv"), str(tmp_path / "linf.csv")]) == 0
+    assert list(pd.read_csv(out / "table1_modern.csv").method) == ["mip", "fab"]
+    linf = pd.read_csv(out / "table1_modern_linf.csv").set_index("method")
+    assert list(linf.index) == ["mip", "fab-linf", "pgd-linf"]
+    assert linf.mean_ratio["fab-linf"] == 0.05 / 0.04 and linf.n_matched["pgd-linf"] == 1
+    assert "||delta_method||_inf" in (out / "table1_modern_linf.md").read_text()
+    for name in ("table1_modern_linf_ratios", "table1_modern_linf_time"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 0
+    only_l2 = tmp_path / "only_l2"
+    assert main([*args[:-2], str(only_l2), "--results", str(tmp_path / "l2.csv")]) == 0
+    assert (only_l2 / "table1_modern.csv").exists() and not (only_l2 / "table1_modern_linf.csv").exists()
+    assert "no Linf rows for N1" in capsys.readouterr().out
 
 
 def test_fab_jacobian_is_autograds():

@@ -142,7 +142,8 @@ def test_reproduce_table2_bad_input(tmp_path, scale_models, capsys):
     for extra, words in ((["--nets", "10x1024"], "minadv train 10x1024"),
                          (["--nets", "1x1024", "--methods", "deepfool", "cw-torch"], "rlrqp"),
                          (["--nets", "1x1024", "--time-limit", "5"], "--time-limit"),
-                         (["--nets", "1x1024", "--device", "nosuch"], "--device: bad device")):
+                         (["--nets", "1x1024", "--device", "nosuch"], "--device: bad device"),
+                         (["--nets", "1x1024", "--norm", "inf"], "--norm is for table1")):
         assert main([*base, *extra]) == 2
         assert words in capsys.readouterr().err
     assert main(["reproduce", "table3", "--models", str(scale_models), "--nets", "1x1024", "5x1024"]) == 2

@@ -9,7 +9,7 @@ import inspect
 import numpy as np
 
 from minadv import attacks  # the registry is read when used (a test may replace minadv.attacks.ATTACKS)
-from minadv.verify import InputError
+from minadv.verify import InputError, norm_name
 
 from ..runner import open_executor, run_many
 from ..store import ResultStore
@@ -18,7 +18,8 @@ from .exact import add_common, net_spec
 
 def add_arguments(p) -> None:
     add_common(p, "results_attack.csv")
-    p.add_argument("--method", required=True, choices=sorted(attacks.ATTACKS), help="the attack (all are L2)")
+    p.add_argument("--method", required=True, choices=sorted(attacks.ATTACKS),
+                   help="the attack, in its own norm (the *-linf ones Linf, the others L2)")
     p.add_argument("--seed", type=int, help="random seed of rlrqp (default 0)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the attack's constructor, e.g. targets=warm or n1=20 (repeatable)")
@@ -52,13 +53,14 @@ def parse_options(method: str, pairs: list[str], seed: int | None) -> dict:
 
 def run(args) -> int:
     options = parse_options(args.method, [*args.option, *([f"device={args.device}"] if args.device else [])], args.seed)
+    norm = norm_name(attacks.ATTACKS[args.method].norm)
     with ResultStore(args.out, args.save_adv) as store, open_executor(args.executor, args.jobs, args.address) as ex:
-        rows = run_many(net_spec(args), args.images, args.method, "2", store, options, force=args.force,
+        rows = run_many(net_spec(args), args.images, args.method, norm, store, options, force=args.force,
                         batch=args.batch, executor=ex)
     found = [r for r in rows if r["status"] == "found"]
     if rows:
         norms = [r["value"] for r in found]
-        median = f"median L2 {np.median(norms):.4f}, " if norms else ""
+        median = f"median L{norm} {np.median(norms):.4f}, " if norms else ""
         print(f"{len(rows)} images attacked now: {len(found)} found, {len(rows) - len(found)} failed; {median}"
               f"median time {np.median([r['time_s'] for r in rows]):.2f} s; results in {args.out}")
     else:

@@ -112,6 +112,8 @@ def run(args) -> int:
     """Dispatch `minadv reproduce table2|table3`."""
     if args.time_limit is not None:
         raise InputError(f"--time-limit is for table1's exact solver, not {args.table}")
+    if args.norm != "2":
+        raise InputError(f"--norm is for table1; {args.table} is L2, as in the paper")
     if args.device is not None:
         try:
             check_device(args.device)

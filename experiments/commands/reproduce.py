@@ -8,6 +8,11 @@ then OUT/table1.{md,csv,tex} and OUT/figures/, from every method stored for thos
 images with this run's settings. A partial run (other nets, methods, images or time limit than
 the defaults) writes its tables and figures to OUT/partial/ instead, so that it never replaces
 those of the full run.
+
+--norm inf: the same for Linf (the exact solver's Linf scheme, Linf attacks named with --methods):
+the points in OUT/adv_<net>_<method>_linf.npz, the tables in table1_linf.{md,csv,tex} and the figure
+in figures/figure1_all_methods_linf.{png,pdf} (`table1.norm_suffix`), so that an Linf run never
+replaces an L2 run's files in the same folder; its full run is mip alone on N1 and N2, images 0:50.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from minadv.verify import InputError
+from minadv.verify import InputError, norm_name, parse_norm
 
 from ..args import format_images, parse_images
 from ..figures import figure_paths, write_figures
@@ -23,13 +28,13 @@ from ..machine import machine
 from ..models import TRAINED_DIR
 from ..runner import EXACT_METHODS, add_executor_arguments, method_names, open_executor, options_key, run_many
 from ..store import ResultStore, check_writable
-from ..table1 import ratios, table1, table_paths, to_markdown, write_tables
+from ..table1 import norm_suffix, ratios, table1, table_paths, to_markdown, write_tables
 from . import main_experiments
 
 NETS, IMAGES, QUICK_IMAGES, TIME_LIMIT = ("N1", "N2"), "0:50", "0:5", 300.0
 # not in the default run: today's attacks of Table 1, extended (`minadv bench modern`), and cw-torch
 # (Foolbox's CW, which the paper's Table 1 used, again in torch); --methods names them
-EXTENDED = ("fmn", "ddn", "bb", "fab")
+EXTENDED = ("fmn", "ddn", "bb", "fab", "fmn-linf", "fab-linf", "pgd-linf")
 NOT_BY_DEFAULT = (*EXTENDED, "cw-torch")
 # --quick: attack presets that finish in seconds (CW: 5 x 1000 steps instead of the paper's 20 x 10000)
 QUICK_OPTIONS = {"cw": {"binary_search_steps": 5, "steps": 1000}}
@@ -45,6 +50,8 @@ def add_arguments(p) -> None:
                         "table3: one network (default 1x1024-at)")
     p.add_argument("--models", type=Path, default=TRAINED_DIR,
                    help=f"table2/table3: the folder of `minadv train`'s networks (default ./{TRAINED_DIR})")
+    p.add_argument("--norm", choices=["2", "inf"], default="2",
+                   help="table1: 2 (default) or inf: the exact Linf optimum and Linf attacks, files named *_linf")
     p.add_argument("--images", type=parse_images, help=f"test images (default {IMAGES}; {QUICK_IMAGES} with --quick)")
     p.add_argument("--methods", nargs="+",
                    help=f"default: mip and Table 1's attacks, not {', '.join(NOT_BY_DEFAULT)} (mip always runs first)")
@@ -61,18 +68,33 @@ def add_arguments(p) -> None:
                         "in OUT/partial/ (default results/, or results/quick/ with --quick)")
 
 
-def default_methods() -> list[str]:
-    """mip and Table 1's attacks: every method but NOT_BY_DEFAULT."""
-    return [m for m in method_names() if m not in NOT_BY_DEFAULT]
+def method_norm(method: str) -> str | None:
+    """'2', 'inf' or '1': the norm of an attack; None for the exact methods (every norm)."""
+    if method in EXACT_METHODS:
+        return None
+    from minadv.attacks import ATTACKS
+
+    return norm_name(ATTACKS[method].norm)
 
 
-def methods_to_run(asked: list[str] | None) -> list[str]:
-    """The asked methods (default: `default_methods`), exact ones first; an unknown name is an InputError."""
+def default_methods(norm: str = "2") -> list[str]:
+    """mip and Table 1's attacks (L2): every method of that norm but NOT_BY_DEFAULT; for Linf, mip."""
+    return [m for m in method_names() if m not in NOT_BY_DEFAULT and method_norm(m) in (None, norm)]
+
+
+def methods_to_run(asked: list[str] | None, norm: str = "2") -> list[str]:
+    """The asked methods (default: `default_methods`), exact ones first; an unknown name, or an attack
+    of another norm, is an InputError."""
+    norm = norm_name(parse_norm(norm))
     known = method_names()
-    asked = asked or default_methods()
+    asked = asked or default_methods(norm)
     unknown = [m for m in asked if m not in known]
     if unknown:
         raise InputError(f"unknown method {', '.join(unknown)}; known: {', '.join(known)}")
+    other = [m for m in asked if method_norm(m) not in (None, norm)]
+    if other:
+        fits = [m for m in known if method_norm(m) in (None, norm)]
+        raise InputError(f"{', '.join(other)}: not L{norm} attacks (--norm {norm}); L{norm} methods: {', '.join(fits)}")
     return sorted(dict.fromkeys(asked), key=lambda m: m not in EXACT_METHODS)
 
 
@@ -97,31 +119,33 @@ def run(args) -> int:
     out = args.out or Path("results/quick" if args.quick else "results")
     default_images = parse_images(QUICK_IMAGES if args.quick else IMAGES)
     images = list(dict.fromkeys(args.images or default_images))
-    methods = methods_to_run(args.methods)
-    partial = (sorted(args.nets) != sorted(NETS) or set(methods) != set(default_methods())
+    norm, suffix = args.norm, norm_suffix(args.norm)
+    methods = methods_to_run(args.methods, norm)
+    partial = (sorted(args.nets) != sorted(NETS) or set(methods) != set(default_methods(norm))
                or images != default_images or args.time_limit != TIME_LIMIT)
     tables = out / "partial" if partial else out
     start = time.perf_counter()
     with ResultStore(out / "results.csv"):  # one run at a time on OUT, held to the end
-        check_writable(*table_paths(tables), *figure_paths(tables / "figures"))
+        check_writable(*table_paths(tables, norm), *figure_paths(tables / "figures", norm))
         with open_executor(args.executor, args.jobs, args.address) as executor:  # one cluster for the whole run
             for method in methods:
                 for net in args.nets:
                     label = net_label(net)
-                    with ResultStore(out / "results.csv", out / f"adv_{label}_{method}.npz") as store:
-                        run_many(net, images, method, "2", store, method_options(method, args), force=args.force,
+                    with ResultStore(out / "results.csv", out / f"adv_{label}_{method}{suffix}.npz") as store:
+                        run_many(net, images, method, norm, store, method_options(method, args), force=args.force,
                                  net_label=label, executor=executor)
         wall = time.perf_counter() - start
         with ResultStore(out / "results.csv") as store:
             frame = store.frame
         labels = [net_label(n) for n in args.nets]
         settings = {m: options_key(m, method_options(m, args)) for m in method_names()}
-        frame = frame[frame.net.isin(labels) & frame.image.isin(images) & (frame.norm == "2")
+        frame = frame[frame.net.isin(labels) & frame.image.isin(images) & (frame.norm == norm)
                       & (frame.options == frame.method.map(settings))]
         table = table1(frame)
-        note = (f"ratio = ||delta_method||_2 / ||delta_MIP||_2 on the images with a proven optimum where the method "
-                f"found a point; matched: ratio <= 1 + 1e-4. {len(images)} test images ({format_images(images)}); "
-                f"sum of per-image times {frame.time_s.sum():.0f} s; machine: {machine()}.")
-        paths = write_tables(table, tables, note) + write_figures(ratios(frame), labels, tables / "figures")
+        note = (f"ratio = ||delta_method||_{norm} / ||delta_MIP||_{norm} on the images with a proven optimum where "
+                f"the method found a point; matched: ratio <= 1 + 1e-4. {len(images)} test images "
+                f"({format_images(images)}); sum of per-image times {frame.time_s.sum():.0f} s; machine: {machine()}.")
+        paths = (write_tables(table, tables, note, norm)
+                 + write_figures(ratios(frame), labels, tables / "figures", norm))
     print(f"\n{to_markdown(table, note)}\nthis run: {wall:.0f} s wall time; wrote {', '.join(map(str, paths))}")
     return 0
