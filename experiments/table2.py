@@ -157,7 +157,7 @@ def table3_markdown(table: pd.DataFrame, note: str = "") -> str:
     def cell(mean, lo, hi, n, pm, px):
         if pd.isna(mean):
             return "–", "–"
-        prog = "–" if pd.isna(pm) else f"{pm:.1f}% / {px:.1f}%"
+        prog = "–" if pd.isna(pm) else f"{round(pm, 1) + 0.0:.1f}% / {round(px, 1) + 0.0:.1f}%"  # no -0.0
         return f"{mean:.3f} / {lo:.3f} / {hi:.3f}, N = {n:.0f}", prog
 
     lines = ["| step | images | C mean / min / max, N | progr. improvement mean / max | paper: C, N | paper: progr. |",

@@ -120,6 +120,11 @@ def test_reproduce_table2_and_table3(tmp_path, scale_models, monkeypatch, capsys
     capsys.readouterr()
     assert main(["reproduce", "table2", "--nets", "1x1024", "5x1024", *args]) == 0  # resumed: nothing recomputed
     assert "0/" not in capsys.readouterr().err and len(pd.read_csv(out / "table2" / "results.csv")) == 12
+    before = (out / "partial" / "table2.csv").read_text()
+    tables_only = ["--models", str(scale_models), "--images", "0:3", "--quick", "--out", str(out), "--tables-only"]
+    assert main(["reproduce", "table2", "--nets", "1x1024", "5x1024", *tables_only]) == 0
+    assert len(pd.read_csv(out / "table2" / "results.csv")) == 12  # image 2 not run: only the stored rows
+    assert (out / "partial" / "table2.csv").read_text() == before
 
     monkeypatch.setattr(main_experiments, "TABLE3_SELECT", 10.0)  # every image, to see the applications
     assert main(["reproduce", "table3", "--nets", "1x1024", *args]) == 0

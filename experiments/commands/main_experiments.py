@@ -15,7 +15,9 @@ results file: one run of 7 applications gives all six, `RLRQP.applications`); De
 search is rLR-QP's warm start, recomputed (seconds). Writes OUT/table3.{md,csv,tex}.
 
 A run with other nets, images or methods than the defaults writes its tables and figures to
-OUT/partial/, never over those of the default run.
+OUT/partial/, never over those of the default run. --tables-only computes nothing: the tables
+from the rows already stored for the asked nets, images and methods (e.g. CW rows made on a GPU
+machine beside rLR-QP rows made here; the table's `images` column counts what each has).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..machine import machine
 from ..runner import open_executor, options_key, run_many
 from ..scale_models import SCALE_NAMES
 from ..store import Interrupted, ResultStore, check_writable
+from ..table1 import label as method_label
 from ..table2 import REFERENCE, TABLE3_SELECT, table2, table3, table3_latex, table3_markdown, to_latex, to_markdown
 
 NETS2, NET3 = tuple(SCALE_NAMES), "1x1024-at"
@@ -85,16 +88,17 @@ def _write(paths: list[Path], table: pd.DataFrame, markdown: str, latex: str) ->
 
 
 def _rows(args, out: Path, nets: dict[str, str], images: list[int], methods: list[str], executor) -> pd.DataFrame:
-    """Run every method on every net and image (rows kept, not recomputed); the rows of this
-    setting (each (net, method)'s options) as a frame."""
+    """Run every method on every net and image (rows kept, not recomputed; nothing with
+    --tables-only); the rows of this setting (each (net, method)'s options) as a frame."""
     keys = {}
     for label, path in nets.items():
         for method in methods:
             options = method_options(method, path, args.quick, args.device)
             keys[label, method] = options_key(method, options)
-            with ResultStore(out / "results.csv", out / f"adv_{label}_{method}.npz") as store:
-                run_many(path, images, method, "2", store, options, force=args.force, net_label=label,
-                         executor=executor)
+            if not args.tables_only:
+                with ResultStore(out / "results.csv", out / f"adv_{label}_{method}.npz") as store:
+                    run_many(path, images, method, "2", store, options, force=args.force, net_label=label,
+                             executor=executor)
     with ResultStore(out / "results.csv") as store:
         frame = store.frame
     frame = frame[frame.image.isin(images) & (frame.norm == "2")]
@@ -148,7 +152,8 @@ def run_table2(args) -> int:
         with open_executor(args.executor, args.jobs, args.address) as executor:
             frame = _rows(args, out / "table2", nets, images, methods, executor)
     table = table2(frame, compared=[m for m in methods if m != REFERENCE])
-    counts = ", ".join(f"{n} {int((frame.net == n).sum() / len(methods))}" for n in nets)
+    rows = frame.groupby(["net", "method"]).size()
+    counts = "; ".join(f"{n}: " + ", ".join(f"{method_label(m)} {rows.get((n, m), 0)}" for m in methods) for n in nets)
     note = f"ratio = ||delta_attack||_2 / ||delta_rLR-QP||_2; {_setting(args, images)}; rows per network: {counts}."
     written = _write(paths, table, to_markdown(table, note), to_latex(table))
     written += ratio_figure(ratios2(frame), list(nets), tables / "figures", "table2_ratios",
@@ -205,7 +210,8 @@ def _applications(args, out: Path, label: str, path: str, images: list[int]) -> 
     keys = {k: options_key(REFERENCE, base | ({"iterations": k} if k > 1 else {})) for k in range(1, APPLICATIONS + 1)}
     attack = RLRQP(**base, iterations=APPLICATIONS)
     with ResultStore(out / "results.csv", out / f"adv_{label}_{REFERENCE}.npz") as store:
-        todo = [i for i in images if args.force or not store.done(label, i, REFERENCE, "2", keys[APPLICATIONS])]
+        done = {i for i in images if store.done(label, i, REFERENCE, "2", keys[APPLICATIONS])}
+        todo = [] if args.tables_only else [i for i in images if args.force or i not in done]
         try:
             for image in tqdm(todo, desc=f"{label} rLR-QP applications II-VII", unit="img"):
                 x = split.x(image)

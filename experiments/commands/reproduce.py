@@ -61,6 +61,8 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="recompute rows already in the results file (replaced)")
     p.add_argument("--quick", action="store_true",
                    help=f"images {QUICK_IMAGES} and fast attack presets, written to results/quick/")
+    p.add_argument("--tables-only", action="store_true",
+                   help="table2/table3: compute nothing, write the tables from the rows already stored")
     p.add_argument("--device", help="table2/table3: where rLR-QP's working-set solver and cw-torch run (cpu, cuda)")
     p.add_argument("--time-limit", type=float, help=f"seconds per image for the exact solver (default {TIME_LIMIT:g})")
     p.add_argument("--out", type=Path,
@@ -112,8 +114,8 @@ def method_options(method: str, args) -> dict:
 def run(args) -> int:
     if args.table != "table1":
         return main_experiments.run(args)
-    if args.device is not None:
-        raise InputError("--device is for table2 and table3 (table1's attacks run on the CPU)")
+    if args.device is not None or args.tables_only:
+        raise InputError("--device and --tables-only are for table2 and table3")
     args.nets = args.nets or list(NETS)
     args.time_limit = TIME_LIMIT if args.time_limit is None else args.time_limit
     out = args.out or Path("results/quick" if args.quick else "results")
