@@ -90,7 +90,14 @@ def table2(frame: pd.DataFrame, compared=COMPARED) -> pd.DataFrame:
                 "n_reference_failed": int(ref.status.loc[both].isin(FAILED).sum()),
                 **dict(zip(COLUMNS[-5:], paper, strict=True)),
             })
+    rows.sort(key=lambda r: (_depth(r["net"]), r["net"]))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _depth(net: str) -> int:
+    """Hidden layers of a scale name (1x1024-at -> 1): the paper's row order; others last."""
+    head = net.split("x", 1)[0]
+    return int(head) if head.isdigit() else 1 << 30
 
 
 def to_markdown(table: pd.DataFrame, note: str = "") -> str:
