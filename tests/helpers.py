@@ -81,3 +81,13 @@ def start_as_from_a_terminal(cmd: list[str]) -> subprocess.Popen:
 def deepfool_args(out, *extra, images="0:2") -> list[str]:
     """`minadv attack` with DeepFool on N1 (cheap) writing to `out`, plus `extra` arguments."""
     return ["attack", "--method", "deepfool", "--net", "N1", "--images", images, "--out", str(out), *extra]
+
+
+def projection_instance(seed: int, n: int = 40, d: int = 12):
+    """FAB's projection tests: n points p in [0,1]^d, hyperplanes w.delta = t with some zero weights
+    and some t out of reach in the box."""
+    rng = np.random.default_rng(seed)
+    p = rng.random((n, d))
+    w = rng.normal(size=(n, d)) * (rng.random((n, d)) > 0.2)
+    t = rng.normal(size=n) * 1.5
+    return p, w, t

@@ -16,6 +16,8 @@ from minadv.attacks.fab import project
 from minadv.attacks.pgd import pgd_box
 from minadv.verify import ReluNetwork, Status, check, minimal_perturbation
 
+from helpers import projection_instance
+
 # FMN (Pintor et al., NeurIPS 2021; Foolbox and the authors' code): one setting for every norm,
 # alpha_0 = 1 annealed to alpha_0 / 100, gamma_0 = 0.05, K = 1000. FAB (Croce & Hein, ICML 2020):
 # alpha_max 0.1, eta 1.05, beta 0.9, 100 iterations, FAB-100, eps 0.3 (the authors' Linf MNIST
@@ -106,11 +108,8 @@ def _linf_projection_by_lp(p, w, t):
 
 
 def test_fab_linf_projection_is_the_least_linf_step_onto_hyperplane_and_box():
-    rng = np.random.default_rng(1)
-    n, d = 40, 12
-    p = rng.random((n, d))
-    w = rng.normal(size=(n, d)) * (rng.random((n, d)) > 0.2)  # some zero weights
-    t = rng.normal(size=n) * 1.5  # some out of reach in the box
+    p, w, t = projection_instance(1)
+    n, d = p.shape
     got = project(torch.tensor(p), torch.tensor(w), torch.tensor(t), np.inf).numpy()
     assert np.all(p + got >= -1e-15) and np.all(p + got <= 1 + 1e-15)
     reached = 0

@@ -17,6 +17,8 @@ from minadv.attacks.fmn import l2_fmn_class
 from minadv.verify import ReluNetwork, Status
 from minadv.verify.qp.reference import solve_daqp
 
+from helpers import projection_instance
+
 # The papers' settings, as each class docstring cites them: FMN (Pintor et al., NeurIPS 2021):
 # alpha_0 = 1 annealed to alpha_0 / 100, gamma_0 = 0.05, K = 1000; DDN (Rony et al., CVPR 2019):
 # eps_0 = 1, gamma = 0.05, 1000 steps; Brendel-Bethge (NeurIPS 2019, Foolbox by its authors): 1000
@@ -101,11 +103,8 @@ def _project_by_bisection(p, w, t):
 
 
 def test_fab_projection_is_the_exact_projection_onto_hyperplane_and_box():
-    rng = np.random.default_rng(0)
-    n, d = 40, 12
-    p = rng.random((n, d))
-    w = rng.normal(size=(n, d)) * (rng.random((n, d)) > 0.2)  # some zero weights
-    t = rng.normal(size=n) * 1.5  # some out of reach in the box
+    p, w, t = projection_instance(0)
+    n, d = p.shape
     got = project(torch.tensor(p), torch.tensor(w), torch.tensor(t), 2.0).numpy()
     assert np.all(p + got >= -1e-15) and np.all(p + got <= 1 + 1e-15)
     for i in range(n):
