@@ -15,7 +15,7 @@ from minadv.verify.qp.batched import OF_QP, BatchStatus
 from minadv.verify.result import Stop
 
 TEXTS = {
-    QPStatus: {"optimal", "infeasible", "error"},
+    QPStatus: {"optimal", "infeasible", "cutoff", "error"},
     BatchStatus: {"optimal", "infeasible", "pruned", "unconverged"},
     MilpStatus: {"optimal", "time_limit", "infeasible", "cutoff", "target", "error"},
     Stop: {"done", "time_limit", "error"},

@@ -49,8 +49,10 @@ class BatchStatus(StrEnum):
 OPTIMAL, INFEASIBLE, PRUNED, UNCONVERGED = (BatchStatus.OPTIMAL, BatchStatus.INFEASIBLE, BatchStatus.PRUNED,
                                           BatchStatus.UNCONVERGED)
 
-# DAQP's verdict on a problem the Newton method left open; an error leaves it unconverged
-OF_QP = {QPStatus.OPTIMAL: OPTIMAL, QPStatus.INFEASIBLE: INFEASIBLE, QPStatus.ERROR: UNCONVERGED}
+# DAQP's verdict on a problem the Newton method left open; an error leaves it unconverged; a cutoff
+# (a bound past a threshold, `NormLP` only: DAQP is called without one) is what pruning means here
+OF_QP = {QPStatus.OPTIMAL: OPTIMAL, QPStatus.INFEASIBLE: INFEASIBLE, QPStatus.CUTOFF: PRUNED,
+         QPStatus.ERROR: UNCONVERGED}
 
 
 class Basis:
