@@ -1,6 +1,8 @@
 """Tables 2 and 3: statistics from result rows (ratios to rLR-QP, IR %, failures left out and
 counted), rLR-QP's applications, `minadv reproduce table2 | table3` end to end."""
 
+import hashlib
+import json
 import math
 import shutil
 from pathlib import Path
@@ -153,3 +155,22 @@ def test_reproduce_table2_bad_input(tmp_path, scale_models, capsys):
         assert words in capsys.readouterr().err
     assert main(["reproduce", "table3", "--models", str(scale_models), "--nets", "1x1024", "5x1024"]) == 2
     assert "one network" in capsys.readouterr().err
+
+
+def test_rows_stay_tied_to_their_network(tmp_path, scale_models, capsys):
+    """A store's rows were made by one network: a retrained one under the same name is refused."""
+    out = tmp_path / "results"
+    base = ["reproduce", "table2", "--models", str(scale_models), "--nets", "1x1024", "--images", "0:1",
+            "--out", str(out), "--tables-only"]
+    assert main(base) == 2  # nothing stored yet: nothing to tabulate
+    assert "holds no rows" in capsys.readouterr().err
+    kept = json.loads((out / "table2" / "networks" / "1x1024.json").read_text())
+    assert kept["weights_sha256"] == hashlib.sha256((scale_models / "1x1024.pt").read_bytes()).hexdigest()
+    assert kept["architecture"] == json.loads((scale_models / "1x1024.json").read_text())["architecture"]
+    assert main(base) == 2 and "holds no rows" in capsys.readouterr().err  # the same network: accepted
+    shutil.copy(MODELS / "N2.pt", scale_models / "1x1024.pt")  # "retrained": other weights, same name
+    capsys.readouterr()
+    assert main(base) == 2
+    assert "holds rows of another 1x1024" in capsys.readouterr().err
+    assert main([*base[:-3], "--out", str(tmp_path / "other"), "--tables-only"]) == 2
+    assert "holds no rows" in capsys.readouterr().err  # another --out: the network is accepted there

@@ -23,6 +23,8 @@ machine beside rLR-QP rows made here; the table's `images` column counts what ea
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -82,6 +84,30 @@ def method_options(method: str, net: str, quick: bool, device: str | None = None
     return options
 
 
+def record_networks(out: Path, nets: dict[str, str]) -> None:
+    """Tie the rows in `out` to the exact networks that made them: OUT/networks/<label>.json holds the
+    card of each network's first run there (the card beside the model file, `minadv train`'s, or just
+    the weights' sha256), and a later run whose model file has another sha256 is refused, since its
+    rows would be mixed with the old ones under the same label. Training is not bit-reproducible
+    across CPUs (a 1x1024 retrained on another machine: 97.49% instead of 97.55%, other weights),
+    so a retrained network is a different network."""
+    folder = out / "networks"
+    for label, path in nets.items():
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        kept = folder / f"{label}.json"
+        if kept.is_file():
+            was = json.loads(kept.read_text()).get("weights_sha256")
+            if was != digest:
+                raise InputError(f"{out} holds rows of another {label} (weights sha256 {str(was)[:12]}..., "
+                                 f"{path}: {digest[:12]}...); give another --out for this network")
+            continue
+        beside = Path(path).with_suffix(".json")
+        card = json.loads(beside.read_text()) if beside.is_file() else {}
+        card["weights_sha256"] = digest
+        folder.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps(card, indent=2) + "\n")
+
+
 def _paths(folder: Path, name: str) -> list[Path]:
     return [folder / f"{name}.md", folder / f"{name}.csv", folder / f"{name}.tex"]
 
@@ -98,6 +124,7 @@ def _rows(args, out: Path, nets: dict[str, str], images: list[int], methods: lis
     """Run every method on every net and image (rows kept, not recomputed; nothing with
     --tables-only); the rows of this setting (each (net, method)'s options) as a frame."""
     keys = {}
+    record_networks(out, nets)
     for label, path in nets.items():
         for method in methods:
             options = method_options(method, path, args.quick, args.device)
@@ -110,6 +137,9 @@ def _rows(args, out: Path, nets: dict[str, str], images: list[int], methods: lis
         frame = store.frame
     frame = frame[frame.image.isin(images) & (frame.norm == "2")]
     ours = [keys.get((n, m)) == o for n, m, o in zip(frame.net, frame.method, frame.options, strict=True)]
+    if args.tables_only and not any(ours):
+        raise InputError(f"--tables-only: {out / 'results.csv'} holds no rows of these networks, images and "
+                         "methods; run without --tables-only first")
     return frame[ours]
 
 
