@@ -2,8 +2,10 @@
 
 import json
 import multiprocessing as mp
+import os
 import signal
 import subprocess
+import time
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
@@ -76,6 +78,28 @@ def start_as_from_a_terminal(cmd: list[str]) -> subprocess.Popen:
     that way) would start it with SIGINT ignored, and Python then installs no KeyboardInterrupt."""
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def interrupt_when(proc: subprocess.Popen, ready, *, within: float = 240, settle: float = 0.0,
+                   wait: float = 60) -> str:
+    """Ctrl-C as a terminal sends it (SIGINT to proc's whole process group) once ready() holds (or
+    `within` seconds have passed) and then `settle` seconds more; proc's stderr once it has ended
+    (killed if it has not within `wait` seconds, so that no test leaves a process behind)."""
+    try:
+        deadline = time.monotonic() + within
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(settle)
+        os.killpg(proc.pid, signal.SIGINT)
+        return proc.communicate(timeout=wait)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def rows_written(csv, rows: int = 1):
+    """A ready() for `interrupt_when`: csv holds a header and at least `rows` rows."""
+    return lambda: csv.exists() and csv.read_text().count("\n") >= rows + 1
 
 
 def deepfool_args(out, *extra, images="0:2") -> list[str]:

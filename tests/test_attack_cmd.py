@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ from minadv.experiments.cli import main
 from minadv.experiments.store import COLUMNS
 from minadv.verify import check
 
-from helpers import deepfool_args, held_by_another_process, start_as_from_a_terminal
+from helpers import deepfool_args, held_by_another_process, interrupt_when, rows_written, start_as_from_a_terminal
 
 
 def test_attack_command_writes_resumes_and_records_failures(tmp_path, capsys, n1, test_split):
@@ -197,20 +196,10 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
     cmd = [sys.executable, "-m", "minadv.experiments.cli", "exact", "--net", "N1", "--images", "0:50", "--jobs", "2",
            "--out", str(out)]
     proc = start_as_from_a_terminal(cmd)
-    try:
-        deadline = time.monotonic() + 240
-        if moment == "workers starting":  # the lock is taken just before the pool starts
-            while not (tmp_path / "r.csv.lock").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(1.0)
-        else:
-            while not (out.exists() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:
-                time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    if moment == "workers starting":  # the lock is taken just before the pool starts
+        err = interrupt_when(proc, (tmp_path / "r.csv.lock").exists, settle=1.0)
+    else:
+        err = interrupt_when(proc, rows_written(out))
     assert proc.returncode == 130 and "Traceback" not in err
     if moment == "rows written":
         rows = len(pd.read_csv(out))

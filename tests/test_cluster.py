@@ -2,7 +2,6 @@
 when a worker dies, bad addresses and a missing extra refused before any work."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from minadv.experiments.cli import main
 from minadv.experiments.commands import reproduce
 from minadv.experiments.store import KEY, ResultStore
 
-from helpers import deepfool_args, start_as_from_a_terminal
+from helpers import deepfool_args, interrupt_when, rows_written, start_as_from_a_terminal
 
 
 @pytest.fixture
@@ -149,15 +148,7 @@ def test_ctrl_c_on_a_local_dask_cluster_keeps_the_rows_and_the_same_command_resu
     args = ["attack", "--method", "lbfgs", "--net", "N1", "--images", "0:8", "--executor", "dask", "--jobs", "2",
             "--out", str(out)]
     proc = start_as_from_a_terminal([sys.executable, "-m", "minadv.experiments.cli", *args])
-    try:
-        deadline = time.monotonic() + 240
-        while not (out.exists() and out.read_text().count("\n") >= 2) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    err = interrupt_when(proc, rows_written(out), wait=90)
     kept = pd.read_csv(out)
     assert proc.returncode == 130 and "Traceback" not in err and 1 <= len(kept) < 8
     last = f"minadv attack: interrupted; {len(kept)} rows kept in {out}; the same command resumes"

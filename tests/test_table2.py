@@ -127,6 +127,10 @@ def test_reproduce_table2_and_table3(tmp_path, scale_models, monkeypatch, capsys
     assert main(["reproduce", "table2", "--nets", "1x1024", "5x1024", *tables_only]) == 0
     assert len(pd.read_csv(out / "table2" / "results.csv")) == 12  # image 2 not run: only the stored rows
     assert (out / "partial" / "table2.csv").read_text() == before
+    assert "CW with" in (out / "partial" / "table2.md").read_text()
+    nets = ["--nets", "1x1024", "5x1024"]
+    assert main(["reproduce", "table2", *nets, "--methods", "deepfool", "rlrqp", *tables_only]) == 0
+    assert "CW" not in (out / "partial" / "table2.md").read_text()  # the note names only the attacks run
 
     monkeypatch.setattr(main_experiments, "TABLE3_SELECT", 10.0)  # every image, to see the applications
     assert main(["reproduce", "table3", "--nets", "1x1024", *args]) == 0

@@ -143,10 +143,10 @@ def _rows(args, out: Path, nets: dict[str, str], images: list[int], methods: lis
     return frame[ours]
 
 
-def _setting(args, images: list[int]) -> str:
-    cw = "CW with --quick presets (5 x 1000 steps)" if args.quick else "CW with the paper's settings"
+def _setting(args, images: list[int], methods) -> str:
+    cw = "CW with --quick presets (5 x 1000 steps); " if args.quick else "CW with the paper's settings; "
     return (f"test images {format_images(images)} (the paper: 1000 / 700 / 500 for 1 / 5 / 10 hidden layers); "
-            f"{cw}; rLR-QP with the paper's settings; machine: {machine()}")
+            f"{cw if 'cw-torch' in methods else ''}rLR-QP with the paper's settings; machine: {machine()}")
 
 
 def run(args) -> int:
@@ -191,7 +191,8 @@ def run_table2(args) -> int:
     table = table2(frame, compared=[m for m in methods if m != REFERENCE])
     rows = frame.groupby(["net", "method"]).size()
     counts = "; ".join(f"{n}: " + ", ".join(f"{method_label(m)} {rows.get((n, m), 0)}" for m in methods) for n in nets)
-    note = f"ratio = ||delta_attack||_2 / ||delta_rLR-QP||_2; {_setting(args, images)}; rows per network: {counts}."
+    setting = _setting(args, images, methods)
+    note = f"ratio = ||delta_attack||_2 / ||delta_rLR-QP||_2; {setting}; rows per network: {counts}."
     written = _write(paths, table, to_markdown(table, note), to_latex(table))
     written += ratio_figure(ratios2(frame), list(nets), tables / "figures", "table2_ratios",
                             r"$\|\delta_{\mathrm{attack}}\|_2 \,/\, \|\delta_{\mathrm{rLR\text{-}QP}}\|_2$")
@@ -231,7 +232,7 @@ def run_table3(args) -> int:
     table = table3(steps)
     note = (f"C = ||delta_CW||_2 / ||delta_step||_2 on the {len(selected)} of {len(values)} images of {label} "
             f"where CW / rLR-QP < {TABLE3_SELECT} after the first application (the paper: 79 of 1000); "
-            f"{_setting(args, images)}.")
+            f"{_setting(args, images, METHODS)}.")
     written = _write(paths, table, table3_markdown(table, note), table3_latex(table))
     print(f"\n{table3_markdown(table, note)}\nthis run: {time.perf_counter() - start:.0f} s wall time; "
           f"wrote {', '.join(map(str, written))}")
