@@ -49,6 +49,11 @@ from .reference import (
 _INF = 1e30  # DAQP's infinity
 _PRIMAL_TOL = 1e-10  # DAQP's default 1e-6 leaves points 1e-7 off, wrong working sets on tiny optima
 _TAU = 1e-12  # how far past its bound a pixel's s must go to change side
+_DAQP_CYCLE = -2  # DAQP's exit flag for a cycle in its active-set steps
+# DAQP's pivot tolerance (its LDL' row exchanges): its default, then a larger one. Which problems
+# cycle depends on the CPU's rounding (one N2 node did on an Intel Xeon with AVX-512, not on an AMD
+# EPYC); the larger tolerance solved it in 697 iterations where the default cycled after 1014.
+_PIVOT_TOLS = (1e-8, 1e-6)
 
 
 _full_gram = once_per_array(lambda U: U @ U.T)  # U U^T of a basis (the first round frees every pixel)
@@ -140,9 +145,13 @@ def _solve(qp: BoxQP, basis, max_rounds: int, info: dict, start: np.ndarray | No
         upper = np.r_[np.full(rr, _INF), hhi, rhs]
         lower = np.r_[np.full(rr, -_INF), hlo, np.full(m, -_INF)]
         ws = lam_ws if lam_ws is not None and len(lam_ws) == rr + k + m else None
-        x, _, flag, dinfo = daqp.solve(np.diag(H), np.zeros(rr + k), Ared, upper, lower,
-                                       np.zeros(rr + k + m, dtype=c_int), dual_start=ws, primal_tol=_PRIMAL_TOL)
-        info["daqp_iterations"] += dinfo["iterations"]
+        for pivot_tol in _PIVOT_TOLS:  # DAQP's default first; a cycle (-2) is retried with the larger one
+            x, _, flag, dinfo = daqp.solve(np.diag(H), np.zeros(rr + k), Ared, upper, lower,
+                                           np.zeros(rr + k + m, dtype=c_int), dual_start=ws, primal_tol=_PRIMAL_TOL,
+                                           pivot_tol=pivot_tol)
+            info["daqp_iterations"] += dinfo["iterations"]
+            if flag != _DAQP_CYCLE:
+                break
         if flag == -1:  # the reduced problem has no point: look for a Farkas vector of the node
             info["how"] = "reduced infeasible"
             return _farkas(qp, Ared, rhs, rr)
