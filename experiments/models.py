@@ -13,6 +13,7 @@ two files into a folder of the user's (default ./models), loaded by path.
 from __future__ import annotations
 
 import json
+import platform
 import time
 from dataclasses import dataclass
 from itertools import pairwise
@@ -98,7 +99,8 @@ def train(name: str, *, seed: int = 0, epochs: int | None = None, lr: float = 1e
     epochs = EPOCHS[name] if epochs is None else epochs
     train_split, test_split = mnist("train"), mnist("test")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, on every machine
+    torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, on one machine (another
+    # CPU's kernels sum in another order: the card names the CPU)
     try:
         torch.manual_seed(seed)
         model = build(sizes)
@@ -137,6 +139,7 @@ def train(name: str, *, seed: int = 0, epochs: int | None = None, lr: float = 1e
         **({} if adversarial is None else {"adversarial_training": adversarial.card(),
                                            "robust_accuracy": robust, "robust_images": robust_images}),
         "torch": torch.__version__,
+        "cpu": cpu_name(),
         "train_data_sha256": data_sha256(train_split),
         "test_data_sha256": data_sha256(test_split),
     }
@@ -146,6 +149,18 @@ def train(name: str, *, seed: int = 0, epochs: int | None = None, lr: float = 1e
     log(f"{name}: test accuracy {card['test_accuracy']:.4f}, trained in {seconds:.1f} s -> {out_dir / name}.pt "
         f"(use it as --net {out_dir / name}.pt)")
     return card
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo, else the platform's) and the vector extension torch's
+    kernels use: the two things that decide the order of float sums in training."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else platform.processor() or platform.machine()}, " \
+           f"{torch.backends.cpu.get_cpu_capability()}"
 
 
 def load(name_or_path: str | Path) -> ReluNetwork:
