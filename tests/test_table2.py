@@ -128,6 +128,15 @@ def test_reproduce_table2_and_table3(tmp_path, scale_models, monkeypatch, capsys
     assert len(pd.read_csv(out / "table2" / "results.csv")) == 12  # image 2 not run: only the stored rows
     assert (out / "partial" / "table2.csv").read_text() == before
     assert "CW with" in (out / "partial" / "table2.md").read_text()
+    # a clone without the trained networks: the depth (rLR-QP's targets) comes from the kept cards
+    without = [*tables_only[2:], "--models", str(tmp_path / "no-models")]
+    (out / "partial" / "table2.csv").unlink()
+    assert main(["reproduce", "table2", "--nets", "1x1024", "5x1024", *without]) == 0
+    assert (out / "partial" / "table2.csv").read_text() == before
+    assert main(["reproduce", "table2", "--nets", "1x1024", "10x1024", *without]) == 2  # no rows, no card
+    assert "no card of 10x1024 with its architecture" in capsys.readouterr().err
+    assert main(["reproduce", "table3", "--nets", "1x1024", *without]) == 2  # Table 3 reruns DeepFool's warm start
+    assert "minadv train 1x1024" in capsys.readouterr().err
     nets = ["--nets", "1x1024", "5x1024"]
     assert main(["reproduce", "table2", *nets, "--methods", "deepfool", "rlrqp", *tables_only]) == 0
     assert "CW" not in (out / "partial" / "table2.md").read_text()  # the note names only the attacks run

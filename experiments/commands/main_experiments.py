@@ -53,11 +53,12 @@ APPLICATIONS = 7  # Table 3: I-VII
 QUICK_OPTIONS = {"cw-torch": {"binary_search_steps": 5, "steps": 1000}}
 
 
-def resolve(net: str, models: Path) -> str:
-    """A model file for `net`: a scale name (1x1024, ...-at) is models/<name>.pt, which must exist;
-    anything else is a model file path."""
+def resolve(net: str, models: Path, *, must_exist: bool = True) -> str:
+    """A model file for `net`: a scale name (1x1024, ...-at) is models/<name>.pt, which must exist
+    (unless not must_exist: Table 2's --tables-only reads the stored rows and cards); anything else
+    is a model file path."""
     path = models / f"{net}.pt" if net in SCALE_NAMES else Path(net)
-    if not path.is_file():
+    if must_exist and not path.is_file():
         hint = f"; train it with `minadv train {net} --out {models}`" if net in SCALE_NAMES else ""
         raise InputError(f"{path}: no such model file{hint}")
     return str(path)
@@ -72,14 +73,24 @@ def _hidden_layers(path: str) -> int:
     return len(load_network(path).hidden_sizes)
 
 
-def method_options(method: str, net: str, quick: bool, device: str | None = None) -> dict:
+def _kept_hidden_layers(out: Path, label: str, path: str) -> int:
+    """The hidden layers of a network whose model file is absent, from the card its rows were kept
+    with (`record_networks`): what lets --tables-only work on a clone without the trained networks."""
+    kept = out / "networks" / f"{label}.json"
+    card = json.loads(kept.read_text()) if kept.is_file() else {}
+    if "architecture" not in card:
+        raise InputError(f"{path}: no such model file, and no card of {label} with its architecture in {kept.parent}")
+    return len(card["architecture"].split("-")) - 2
+
+
+def method_options(method: str, hidden_layers: int, quick: bool, device: str | None = None) -> dict:
     """The paper's settings: rLR-QP on every target class for one hidden layer, on the warm start's
     class for deeper networks (Section 4); --quick presets; the device of rLR-QP's working-set
     solver and of cw-torch (a row computed on a GPU keeps `device` in its options key)."""
     options = dict(QUICK_OPTIONS.get(method, {})) if quick else {}
     if device is not None and method in ON_DEVICE:
         options["device"] = device
-    if method == REFERENCE and _hidden_layers(net) > 1:
+    if method == REFERENCE and hidden_layers > 1:
         options["targets"] = "warm"
     return options
 
@@ -93,6 +104,8 @@ def record_networks(out: Path, nets: dict[str, str]) -> None:
     so a retrained network is a different network."""
     folder = out / "networks"
     for label, path in nets.items():
+        if not Path(path).is_file():  # --tables-only without the model file: the kept card stands
+            continue
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         kept = folder / f"{label}.json"
         if kept.is_file():
@@ -126,8 +139,9 @@ def _rows(args, out: Path, nets: dict[str, str], images: list[int], methods: lis
     keys = {}
     record_networks(out, nets)
     for label, path in nets.items():
+        depth = _hidden_layers(path) if Path(path).is_file() else _kept_hidden_layers(out, label, path)
         for method in methods:
-            options = method_options(method, path, args.quick, args.device)
+            options = method_options(method, depth, args.quick, args.device)
             keys[label, method] = options_key(method, options)
             if not args.tables_only:
                 with ResultStore(out / "results.csv", out / f"adv_{label}_{method}.npz") as store:
@@ -165,7 +179,8 @@ def run(args) -> int:
 
 def _common(args, default_nets: tuple[str, ...]):
     nets_asked = args.nets or list(default_nets)
-    nets = {Path(n).stem: resolve(n, args.models) for n in dict.fromkeys(nets_asked)}
+    must_exist = not (args.tables_only and args.table == "table2")
+    nets = {Path(n).stem: resolve(n, args.models, must_exist=must_exist) for n in dict.fromkeys(nets_asked)}
     default_images = parse_images(QUICK_IMAGES if args.quick else IMAGES)
     images = list(dict.fromkeys(args.images or default_images))
     out = args.out or Path("results/quick" if args.quick else "results")
@@ -244,7 +259,8 @@ def _applications(args, out: Path, label: str, path: str, images: list[int]) -> 
     start, recomputed), rLR-QP applications 1..7 (stored as rlrqp rows with iterations=k; an image
     whose seventh is stored is not run again)."""
     net, split = load_network(path), mnist("test")
-    base = method_options(REFERENCE, path, args.quick, args.device)
+    depth = _hidden_layers(path)
+    base = method_options(REFERENCE, depth, args.quick, args.device)
     keys = {k: options_key(REFERENCE, base | ({"iterations": k} if k > 1 else {})) for k in range(1, APPLICATIONS + 1)}
     attack = RLRQP(**base, iterations=APPLICATIONS)
     with ResultStore(out / "results.csv", out / f"adv_{label}_{REFERENCE}.npz") as store:
@@ -265,7 +281,7 @@ def _applications(args, out: Path, label: str, path: str, images: list[int]) -> 
         frame = store.frame
     frame = frame[(frame.net == label) & frame.image.isin(images) & (frame.norm == "2")]
     rows = []
-    key = {m: options_key(m, method_options(m, path, args.quick, args.device)) for m in ("cw-torch", "deepfool")}
+    key = {m: options_key(m, method_options(m, depth, args.quick, args.device)) for m in ("cw-torch", "deepfool")}
     cw = frame[(frame.method == "cw-torch") & (frame.options == key["cw-torch"])].set_index("image").value
     for image in images:
         x = split.x(image)

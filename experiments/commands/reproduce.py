@@ -62,7 +62,8 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"images {QUICK_IMAGES} and fast attack presets, written to results/quick/")
     p.add_argument("--tables-only", action="store_true",
-                   help="table2/table3: compute nothing, write the tables from the rows already stored")
+                   help="table2/table3: compute nothing, write the tables from the rows already stored "
+                        "(table2 needs no model file: it reads the cards kept with the rows)")
     p.add_argument("--device", help="table2/table3: where rLR-QP's working-set solver and cw-torch run (cpu, cuda)")
     p.add_argument("--time-limit", type=float, help=f"seconds per image for the exact solver (default {TIME_LIMIT:g})")
     p.add_argument("--out", type=Path,
