@@ -175,7 +175,9 @@ class BranchAndBound:
         """Problem (3) for target t on the region of `point` (each region and target once);
         start: the node whose point it is (see `_solve_qp`). p = 1, inf: the node LP with every
         ReLU fixed, skipped where the region contradicts a root-stable ReLU (then it does not
-        meet the ball the root bounds hold on, whose radius is at least the incumbent's)."""
+        meet the ball the root bounds hold on, whose radius is at least the incumbent's), and
+        stopped by the simplex once its bound passes the incumbent's value (HiGHS's objective
+        bound: such a region cannot give a better incumbent)."""
         active = patterns(self.net, point)
         key = (t, np.packbits(active.numpy()).tobytes())
         if key in self.seen:
@@ -189,7 +191,8 @@ class BranchAndBound:
             states = self._merge(states)
             if states is None:
                 return
-            _, sol = self.lps.solve(t, states, (start.problem, start.sol))
+            # cut off at the incumbent: a region whose minimum cannot beat it is of no use here
+            _, sol = self.lps.solve(t, states, (start.problem, start.sol), cutoff=self.inc.value)
         else:
             sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box), start.sol)
         if sol.status == QPStatus.OPTIMAL:
