@@ -86,3 +86,15 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("minadv bench: error:") and err.count("\n") == 1, err
     assert not (tmp_path / "b.csv").exists()
+
+
+def test_markdown_describes_every_call_so_far(tmp_path, capsys, small_net):
+    out = tmp_path / "bench.csv"
+    for norm in ("2", "1"):
+        argv = ["bench", "exact", "--nets", str(small_net), "--norm", norm, "--images", "0", "--out", str(out)]
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+    table = out.with_suffix(".md").read_text().splitlines()
+    rows = [line for line in table if line.startswith("| ")][2:]
+    assert [line.split(" | ")[1] for line in rows] == ["L2", "L1"], table
+    assert "| L1 |" in printed and "| L2 |" not in printed  # the printed table: this call's cases only

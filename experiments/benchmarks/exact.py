@@ -12,7 +12,8 @@ Suites (each sets networks, norms and the cross-check; --nets / --norm / --image
 Rows go through the results store (resumable: finished rows are never recomputed, a
 `time_limit` row is retried with a larger --time-limit); a cross-check row is keyed by its
 scheme (`options` method='mip' or method='bnb'). The table (Markdown beside the CSV) gives per
-network and norm: images, proven optimal, median / max time, median unstable ReLUs and nodes,
+network and norm of the whole CSV (every call so far, not only the last; the printed one: this
+call's cases): images, proven optimal, median / max time, median unstable ReLUs and nodes,
 and where both schemes proved an image, how many agree to 1e-4 relative and the largest
 relative difference.
 """
@@ -117,13 +118,13 @@ def run(args) -> int:
             for scheme in (args.method, schemes(args.method)[1]) if case.cross else (args.method,):
                 options = {"time_limit": args.time_limit, "method": scheme}
                 run_many(case.net, args.images, "mip", case.norm, store, options, jobs=args.jobs)
-        frame = store.frame
+        everything = store.frame
     wanted = {(c.net, c.norm) for c in todo}
-    asked = np.array([(n, p) in wanted for n, p in zip(frame.net, frame.norm, strict=True)], dtype=bool)
-    frame = frame[asked & frame.image.isin(args.images)]
+    asked = np.array([(n, p) in wanted for n, p in zip(everything.net, everything.norm, strict=True)], dtype=bool)
+    frame = everything[asked & everything.image.isin(args.images)]
     cols = ["net", "norm", "options", "image", "status", "value", "lower", "time_s", "unstable", "nodes"]
     print(frame[cols].to_string(index=False))
-    table = summary(frame, args.method)
-    print(f"\n{table}\n\nmachine: {machine()}")
-    args.out.with_suffix(".md").write_text(f"{table}\n\nmachine: {machine()}\n")
+    print(f"\n{summary(frame, args.method)}\n\nmachine: {machine()}")
+    # the Markdown beside the CSV describes the whole CSV, not only this call's cases
+    args.out.with_suffix(".md").write_text(f"{summary(everything, args.method)}\n\nmachine: {machine()}\n")
     return 0
