@@ -238,7 +238,7 @@ def test_warm_started_node_lp_equals_the_cold_one(seed, norm):
     for t, states in nodes:
         states = bb._merge(states)
         root = bb.lps.solve(t, [s.copy() for s in bb.root])
-        warm_problem, warm = bb.lps.solve(t, states, root)
+        warm_problem, warm = bb.lps.solve(t, states, root[1])
         cold_problem, cold = bb.lps.solve(t, states)
         assert warm.status == cold.status
         assert np.array_equal(warm_problem.qp.b, cold_problem.qp.b)
@@ -250,3 +250,30 @@ def test_warm_started_node_lp_equals_the_cold_one(seed, norm):
             assert old.status == QPStatus.OPTIMAL and cold.lower >= old.lower - 1e-7
         else:
             assert old.status == QPStatus.INFEASIBLE
+
+
+@pytest.mark.parametrize("norm", [2.0, np.inf])
+def test_queued_nodes_do_not_keep_their_problems(norm):
+    """A node problem (dense rows: MBs at 100-200 unstable ReLUs) lives only while its node is
+    solved and split: a search whose queue grows holds at most a split's few problems at once,
+    and still ends at the other exact scheme's optimum."""
+    import weakref
+
+    from minadv.verify import Status
+    from minadv.verify.exact import minimal_perturbation
+
+    net = random_net((8, 24, 24, 3), seed=5, scale=2.0)
+    x = np.random.default_rng(5).random(8)
+    c = int(net.predict(x))
+    problems, alive = [], []
+
+    def record(node):
+        alive.append(sum(ref() is not None for ref in problems))
+        problems.append(weakref.ref(node.problem))
+
+    bb = BranchAndBound(net, x, c, norm, on_node=record)
+    lower, _ = bb.run()
+    assert len(problems) > 30 and max(alive) <= 3, (len(problems), max(alive))
+    mip = minimal_perturbation(net, x, norm, method="mip", time_limit=120)  # the other exact scheme
+    assert mip.status == Status.OPTIMAL and bb.inc.value == pytest.approx(mip.value, rel=1e-4)
+    assert lower == pytest.approx(mip.value, rel=1e-4)

@@ -56,10 +56,16 @@ class Node:
     seq: int
     target: int = field(compare=False)
     states: list[np.ndarray] = field(compare=False)
-    problem: NodeQP = field(compare=False)
+    # the node problem, dropped once the node is queued: its dense rows take 1-7 MB at 60-200
+    # unstable ReLUs, and S1 / S3 searches of a few thousand queued nodes ran out of 24 GB with them
+    problem: NodeQP | None = field(compare=False)
     sol: QPSolution = field(compare=False)
     bounds: Bounds = field(compare=False)  # the bounds of its relaxation (see `NodeBounds`)
     duals: Multipliers | None = field(compare=False, default=None)  # their multipliers (`NodeBounds.FIXINGS`)
+    # set when queued, from the problem: its free ReLUs (layer, neuron), best branching score
+    # first, and the first-layer ones whose chord row binds its bound (`NodeBounds.CHORDS`)
+    split: list[tuple[int, int]] = field(compare=False, default_factory=list)
+    binding: np.ndarray | None = field(compare=False, default=None)
 
 
 class NodeSolver(StrEnum):
@@ -146,10 +152,8 @@ class BranchAndBound:
         if self.node_bounds == NodeBounds.ROOT or not np.isfinite(r) or not fixed.size:
             return bounds, states, None
         free = np.flatnonzero(s == FREE)
-        if self.node_bounds == NodeBounds.CHORDS and parent is not None and parent.sol.status == QPStatus.OPTIMAL:
-            lam = parent.sol.lam[parent.problem.upper_rows]
-            binding = [j for (k, j), m in zip(parent.problem.free, lam, strict=True) if k == 0 and m > 0]
-            free = free[np.isin(free, binding)]
+        if self.node_bounds == NodeBounds.CHORDS and parent is not None and parent.binding is not None:
+            free = free[np.isin(free, parent.binding)]
             if not free.size:
                 return bounds, states, parent.duals
         W = self.net.weights[0]
@@ -192,7 +196,7 @@ class BranchAndBound:
             if states is None:
                 return
             # cut off at the incumbent: a region whose minimum cannot beat it is of no use here
-            _, sol = self.lps.solve(t, states, (start.problem, start.sol), cutoff=self.inc.value)
+            _, sol = self.lps.solve(t, states, start.sol, cutoff=self.inc.value)
         else:
             sol = self._solve_qp(node_qp(self.net, self.x, self.c, t, self.bounds, states, self.box), start.sol)
         if sol.status == QPStatus.OPTIMAL:
@@ -229,8 +233,7 @@ class BranchAndBound:
             return None
         bounds, states, duals = tightened
         if self.lps is not None:  # p != 2: NodeBounds.ROOT, the models' root bounds
-            start = (parent.problem, parent.sol) if parent else None
-            problem, sol = self.lps.solve(t, states, start, cutoff=self._threshold())
+            problem, sol = self.lps.solve(t, states, parent.sol if parent else None, cutoff=self._threshold())
         else:
             problem = node_qp(self.net, self.x, self.c, t, bounds, states, self.box)
             sol = self._solve_qp(problem, parent.sol if parent else None)
@@ -246,14 +249,25 @@ class BranchAndBound:
         return node
 
     def _accept(self, node: Node) -> bool:
-        """Search the node's point for incumbents; False when the node can be pruned."""
+        """Search the node's point for incumbents; False when the node can be pruned. A node
+        accepted keeps what its split and children need (`Node.split`, `Node.binding`), not
+        its problem."""
         if self._prune(node.bound):
             return False
         if node.sol.status == QPStatus.OPTIMAL:
             point = self.x + node.sol.v[: self.net.n_inputs]
             self.offer(point, node.target)
             self._region_qp(point, node.target, node)
-        return not self._prune(node.bound)
+        if self._prune(node.bound):
+            return False
+        problem = node.problem
+        node.split = [problem.free[i] for i in np.argsort(-self._scores(node), kind="stable")]
+        if node.sol.status == QPStatus.OPTIMAL:
+            lam = node.sol.lam[problem.upper_rows]
+            node.binding = np.array([j for (k, j), m in zip(problem.free, lam, strict=True) if k == 0 and m > 0],
+                                    dtype=int)
+        node.problem = None
+        return True
 
     def _scores(self, node: Node) -> np.ndarray:
         """Branching scores of the node's free ReLUs (see module docstring)."""
@@ -282,14 +296,12 @@ class BranchAndBound:
 
     def _children(self, node: Node) -> list[Node] | None:
         """The accepted children of the best split, or None when no free ReLU is left."""
-        free = node.problem.free
-        if not free:
+        if not node.split:
             return None
-        order = np.argsort(-self._scores(node), kind="stable")
         tries = self.strong if node.sol.status == QPStatus.OPTIMAL else 1
         best, best_key = None, None
-        for i in order[:tries]:
-            kids = self._split(node, free[i])
+        for neuron in node.split[:tries]:
+            kids = self._split(node, neuron)
             bounds = sorted(kid.bound if kid else np.inf for kid in kids)
             key = (bounds[0], bounds[1])
             if best is None or key > best_key:

@@ -20,6 +20,9 @@ the parent's optimal basis stays dual feasible, and dual simplex needs a few piv
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
+
 import numpy as np
 
 from ..bounds import Bounds
@@ -32,6 +35,8 @@ ACTIVE, INACTIVE, FREE = NeuronState.ACTIVE, NeuronState.INACTIVE, NeuronState.F
 
 class TargetLP:
     """The model of one target t (see the module docstring)."""
+
+    tokens = itertools.count()  # each model's number (`token`), never reused
 
     def __init__(self, net: ReluNetwork, x: np.ndarray, c: int, t: int, bounds: Bounds, root: list[np.ndarray],
                  box: tuple[np.ndarray, np.ndarray], p: float):
@@ -75,19 +80,24 @@ class TargetLP:
         self.lo = np.r_[box[0], np.zeros(len(self.unstable))]
         self.hi = np.r_[box[1], [bounds.upper[k][j] for k, j in self.unstable]]
         self.eq = np.array([self.eq_row[kj] for kj in self.unstable], dtype=int)
+        self.token = next(TargetLP.tokens)
         self.d, self.p = d, p
         self.lp = NormLP(self.A, p, box, d)
 
     def solve(self, states: list[np.ndarray], start=None, cutoff: float = np.inf) -> tuple[NodeQP, QPSolution]:
         """The node of `states` (root-stable neurons as in the root: see `BranchAndBound._merge`);
-        start: a basis of this model (`QPSolution.basis`) to start the simplex from; cutoff:
-        see `NormLP.solve`."""
+        start: a HiGHS basis of this model (the second item of a `QPSolution.basis` it returned)
+        to start the simplex from; cutoff: see `NormLP.solve`."""
         st = np.array([states[k][j] for k, j in self.unstable], dtype=np.int8)
         b = self.b.copy()
         b[self.eq[st != ACTIVE]] = np.inf
         hi = self.hi.copy()
         hi[self.d + np.flatnonzero(st == INACTIVE)] = 0.0
         sol = self.lp.solve(b, self.lo, hi, start, cutoff)
+        # the basis names its model (by a number, so that queued nodes do not keep old models
+        # alive): a search keeps only the solutions of queued nodes, and a basis only starts
+        # a solve of the model that made it
+        sol = replace(sol, basis=(self.token, sol.basis)) if sol.basis is not None else sol
         kept = np.isfinite(b)
         index = np.cumsum(kept) - 1  # a kept row's index in the node's problem
         free = [kj for kj, s in zip(self.unstable, st, strict=True) if s == FREE]
@@ -95,7 +105,7 @@ class TargetLP:
                          index[[self.chord_row[kj] for kj in free]].astype(int), self.pre,
                          cols=np.array([self.col[kj] for kj in free], dtype=int))
         if sol.lam is not None:
-            sol = QPSolution(sol.status, sol.v, sol.norm, sol.lower, sol.lam[kept], sol.basis)
+            sol = replace(sol, lam=sol.lam[kept])
         return problem, sol
 
 
@@ -108,13 +118,14 @@ class NodeLPs:
         self.args = (net, x, c, bounds, root, box, p)
         self.models: dict[int, TargetLP] = {}
 
-    def solve(self, t: int, states: list[np.ndarray], start: tuple[NodeQP, QPSolution] | None = None,
+    def solve(self, t: int, states: list[np.ndarray], start: QPSolution | None = None,
               cutoff: float = np.inf) -> tuple[NodeQP, QPSolution]:
-        """Target t's node of `states`; start: (problem, solution) of a node (the parent) whose
-        basis starts the simplex when it comes from the same model."""
+        """Target t's node of `states`; start: the solution of a node (the parent) whose basis
+        starts the simplex when it comes from the same model (the root bounds tightened since
+        make a new one)."""
         if t not in self.models:
             net, x, c, bounds, root, box, p = self.args
             self.models[t] = TargetLP(net, x, c, t, bounds, root, box, p)
         model = self.models[t]
-        basis = start[1].basis if start is not None and start[0].pre is model.pre else None
-        return model.solve(states, basis, cutoff)
+        token, basis = start.basis if start is not None and start.basis is not None else (None, None)
+        return model.solve(states, basis if token == model.token else None, cutoff)
