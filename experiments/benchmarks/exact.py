@@ -1,7 +1,8 @@
 """Benchmark of the exact solver: the first test images of each network, one row per image.
 
     minadv bench exact [--suite paper|scale] [--images 0:50] [--nets N1 N2] [--norm 2]
-                       [--time-limit 300] [--cross-check] [--out results/bench_exact.csv]
+                       [--time-limit 300] [--cross-check] [--warm-start none|deepfool|rlrqp]
+                       [--out results/bench_exact.csv]
 
 Suites (each sets networks, norms and the cross-check; --nets / --norm / --images narrow them):
 - `paper` (default): N1 and N2, L2.
@@ -26,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from minadv.verify import Status, norm_name, parse_norm
+from minadv.verify import InputError, Status, norm_name, parse_norm
 
 from ..args import parse_images
 from ..machine import machine
-from ..runner import options_key, run_many
+from ..runner import WarmStart, options_key, run_many
 from ..store import ResultStore
 from ..tables import markdown
 
@@ -64,6 +65,8 @@ def add_arguments(p) -> None:
     p.add_argument("--method", default="auto", choices=["auto", "bnb", "mip"], help="the scheme of the main rows")
     p.add_argument("--cross-check", action="store_true", help="also run the other scheme (the scale suite does)")
     p.add_argument("--time-limit", type=float, default=300.0)
+    p.add_argument("--warm-start", choices=[w.value for w in WarmStart], default=WarmStart.NONE.value,
+                   help="L2: the exact solver's first incumbent from this attack (its time counts); default none")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("results/bench_exact.csv"))
 
@@ -89,34 +92,40 @@ SUMMARY_COLUMNS = ["net", "norm", "images", "proven optimal", "median time (s)",
 
 
 def summary(frame: pd.DataFrame, method: str) -> str:
-    """Markdown: per network and norm, the statistics of the rows run with `method` and the
-    cross-check column (the rows of the other scheme, where both proved the image)."""
+    """Markdown: per network, norm and warm start (`WarmStart`, named beside the network when
+    not none), the statistics of the rows run with `method` and the cross-check column (the
+    rows of the other scheme with the same warm start, where both proved the image)."""
     rows_out = []
     for (net, norm), g in frame.groupby(["net", "norm"], sort=False):
-        main, other = (options_key("mip", {"method": s}) for s in (method, schemes(method)[1]))
-        rows = g[g.options == main]
-        if rows.empty:
-            continue
-        proven = rows[rows.status == Status.OPTIMAL.value].set_index("image").value
-        checked = g[(g.options == other) & (g.status == Status.OPTIMAL.value)].set_index("image").value
-        both = proven.index.intersection(checked.index)
-        diffs = [abs(proven[i] - checked[i]) / max(abs(proven[i]), abs(checked[i]), 1e-12) for i in both]
-        rows_out.append({
-            "net": net, "norm": f"L{norm}", "images": len(rows), "proven optimal": len(proven),
-            "median time (s)": f"{rows.time_s.median():.2f}", "max time (s)": f"{rows.time_s.max():.2f}",
-            "median unstable": f"{rows.unstable.median():.0f}", "median nodes": f"{rows.nodes.median():.0f}",
-            "both schemes proven: agree to 1e-4 (max rel. diff)":
-                f"{sum(d <= AGREE for d in diffs)}/{len(diffs)} ({max(diffs):.1e})" if diffs else "-",
-        })
+        for warm in WarmStart:
+            main, other = (options_key("mip", {"method": s, "warm_start": warm.value})
+                           for s in (method, schemes(method)[1]))
+            rows = g[g.options == main]
+            if rows.empty:
+                continue
+            proven = rows[rows.status == Status.OPTIMAL.value].set_index("image").value
+            checked = g[(g.options == other) & (g.status == Status.OPTIMAL.value)].set_index("image").value
+            both = proven.index.intersection(checked.index)
+            diffs = [abs(proven[i] - checked[i]) / max(abs(proven[i]), abs(checked[i]), 1e-12) for i in both]
+            rows_out.append({
+                "net": net if warm == WarmStart.NONE else f"{net}, {warm.value} start", "norm": f"L{norm}",
+                "images": len(rows), "proven optimal": len(proven),
+                "median time (s)": f"{rows.time_s.median():.2f}", "max time (s)": f"{rows.time_s.max():.2f}",
+                "median unstable": f"{rows.unstable.median():.0f}", "median nodes": f"{rows.nodes.median():.0f}",
+                "both schemes proven: agree to 1e-4 (max rel. diff)":
+                    f"{sum(d <= AGREE for d in diffs)}/{len(diffs)} ({max(diffs):.1e})" if diffs else "-",
+            })
     return markdown(pd.DataFrame(rows_out, columns=SUMMARY_COLUMNS))
 
 
 def run(args) -> int:
     todo = cases(args.suite, args.nets, args.norm, args.cross_check)
+    if args.warm_start != WarmStart.NONE and any(c.norm != "2" for c in todo):
+        raise InputError(f"--warm-start {args.warm_start} is an L2 attack; choose --norm 2")
     with ResultStore(args.out) as store:
         for case in todo:
             for scheme in (args.method, schemes(args.method)[1]) if case.cross else (args.method,):
-                options = {"time_limit": args.time_limit, "method": scheme}
+                options = {"time_limit": args.time_limit, "method": scheme, "warm_start": args.warm_start}
                 run_many(case.net, args.images, "mip", case.norm, store, options, jobs=args.jobs)
         everything = store.frame
     wanted = {(c.net, c.norm) for c in todo}
