@@ -133,9 +133,9 @@ def run(args) -> int:
     frame = everything[asked & everything.image.isin(args.images)]
     cols = ["net", "norm", "options", "image", "status", "value", "lower", "time_s", "unstable", "nodes"]
     print(frame[cols].to_string(index=False))
-    print(f"\n{summary(frame, args.method)}\n\nmachine: {machine()}")
-    # the Markdown beside the CSV describes the whole CSV, not only this call's cases; rows of
-    # earlier calls, resumed, may come from other machines (the rows do not name theirs)
-    args.out.with_suffix(".md").write_text(f"{summary(everything, args.method)}\n\nmachine of the last call: "
-                                           f"{machine()} (rows of earlier calls keep their machines' times)\n")
+    # rows of earlier calls, resumed, may come from other machines (the rows do not name theirs)
+    footer = f"machine of the last call: {machine()} (rows of earlier calls keep their machines' times)"
+    print(f"\n{summary(frame, args.method)}\n\n{footer}")
+    # the Markdown beside the CSV describes the whole CSV, not only this call's cases
+    args.out.with_suffix(".md").write_text(f"{summary(everything, args.method)}\n\n{footer}\n")
     return 0
