@@ -5,13 +5,15 @@ import time
 
 import numpy as np
 import pytest
-from bruteforce import interval_signs, max_margin_in_box
+from bruteforce import interval_signs, max_margin_in_box, node_optimum
 
 from minadv.verify import Property, check_counterexample
 from minadv.verify.bounds.preactivation import crown
 from minadv.verify.decide.box import verify_box
-from minadv.verify.decide.splits import SplitSearch
 from minadv.verify.domain import Domain
+from minadv.verify.network import NeuronState
+from minadv.verify.qp import solve_daqp
+from minadv.verify.splits import SplitSearch
 
 from helpers import random_net
 
@@ -20,9 +22,7 @@ SIZES = [4, 8, 6, 3]
 
 def search(net, prop, t, **kw) -> SplitSearch:
     dom = Domain(0.5 * (prop.lower + prop.upper), np.inf, np.inf, prop.lower, prop.upper)
-    c = np.zeros(net.n_outputs)
-    c[t], c[prop.label] = 1.0, -1.0
-    return SplitSearch(net, prop.lower, prop.upper, crown(net, dom), c, **kw)
+    return SplitSearch(net, dom, crown(net, dom), prop.label, t, **kw)
 
 
 def open_box():
@@ -149,3 +149,50 @@ def test_verify_box_sorts_its_targets_into_open_and_not_reached(monkeypatch):
     net, prop = open_box()
     v = verify_box(net, prop.lower, prop.upper, prop.label, prop.targets, 30.0, jobs=1)
     assert (v.verdict, v.open_targets, v.unreached_targets, v.searches, v.nodes) == ("unknown", [1], [0, 3], 2, 9)
+
+
+@functools.cache
+def ball_cases():
+    """(net, x, label, target, the brute-force minimal ||delta||_2 of that target) on tiny networks."""
+    out = []
+    for seed in range(12):
+        net = random_net([5, 6, 4, 3], seed=300 + seed, scale=2.0)
+        x = np.random.default_rng(400 + seed).random(5)
+        c = net.predict(x)
+        free = [np.full(n, NeuronState.FREE, dtype=np.int8) for n in net.hidden_sizes]
+        for t in net.other_classes(c):
+            d = node_optimum(net, x, c, t, free, solve=solve_daqp)
+            if np.isfinite(d):
+                out.append((net, x, c, t, d))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("iters", [10, 0])
+def test_split_search_over_an_l2_ball_matches_brute_force(iters):
+    """Over box cap the L2 ball of radius r around x: 'safe' for r just below the target's
+    brute-force minimal ||delta||_2, 'sat' just above it with a point of the domain (float64
+    margin >= 0, ||z - x|| <= r); both the batched bounds and (with iters = 0, CROWN's slopes
+    and beta = 0) the leaves' region QPs decide."""
+    branched = leaves = 0
+    cases = ball_cases()
+    for net, x, c, t, d in cases:
+        for r, want in ((0.97 * d, "safe"), (1.03 * d, "sat")):
+            dom = Domain(x, 2.0, r)
+            o = SplitSearch(net, dom, crown(net, dom), c, t, iters=iters, batch=4).run(time.time() + 60)
+            assert o.verdict == want, (d, r, o)
+            if want == "sat":
+                assert np.linalg.norm(o.point - x) <= r and np.all((o.point >= 0) & (o.point <= 1))
+                assert net.forward(o.point)[t] >= net.forward(o.point)[c]
+            branched += o.nodes > 1
+            leaves += o.lps
+    assert len(cases) >= 10 and branched >= 6, (len(cases), branched)
+    if iters == 0:
+        assert leaves >= 1
+
+
+def test_an_l1_ball_is_refused():
+    net = random_net(SIZES, seed=0)
+    dom = Domain(np.full(4, 0.5), 1.0, 0.3)
+    with pytest.raises(ValueError, match="L1"):
+        SplitSearch(net, dom, crown(net, dom), 0, 1)

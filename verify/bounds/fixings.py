@@ -1,5 +1,5 @@
-"""First-layer bounds of a branch-and-bound node: the free neurons' pre-activations
-g_j = w_j.delta + c_j (c = W_1 x + b_1) bounded over
+"""The support function of box cap L2 ball (`ball_box_support`), and the first-layer bounds of a
+branch-and-bound node: the free neurons' pre-activations g_j = w_j.delta + c_j (c = W_1 x + b_1) bounded over
 
     B cap F,  B = {delta : lo <= delta <= hi, ||delta||_2 <= r},  F = {delta : s_i g_i(delta) <= 0}
 
@@ -15,7 +15,7 @@ upper bound, -w_j for the lower). So every beta gives a valid bound; beta is imp
 projected Adam steps (beta-CROWN's optimiser), the gradient being -(P t + p0) at B's maximiser t.
 Every iterate's bound is valid, the best one is kept.
 
-sigma_B (`support_ball_box`): the maximiser is t(tau) = clip(tau q, lo, hi) with tau = 1 / (2 mu)
+sigma_B (`ball_box_support`): the maximiser is t(tau) = clip(tau q, lo, hi) with tau = 1 / (2 mu)
 for the ball's multiplier mu, at the tau where ||t(tau)||^2 = r^2 (or tau = inf when the box's
 corner lies in the ball). ||t(tau)||^2 = tau^2 S(tau) + C(tau) (S: sum of q_i^2 over the
 coordinates still moving, C: sum of the clamped ones' bounds squared) grows with tau; solving
@@ -31,41 +31,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..domain import Domain
 from .preactivation import _widen
 
 
+def ball_box_support(A: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, r: float,
+                     steps: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """(upper bounds of max a.t over lo <= t <= hi, ||t||_2 <= r, the maximisers t) for every
+    row a of A (lo <= 0 <= hi, r > 0 finite); see the module docstring for tau. Differentiable in
+    A: tau (the multiplier mu = 1 / (2 tau)) is searched without gradient, and the dual at that
+    mu is a bound for any mu > 0 whose gradient is its maximiser (envelope theorem). Torch, so
+    that the split search's batches (`splits`) and the node bounds here share one code."""
+    with torch.no_grad():
+        Aa = A.abs()
+        L = torch.where(A > 0, hi, torch.where(A < 0, -lo, torch.zeros_like(A)))  # room along sign(a_i)
+        q2, l2 = Aa * Aa, L * L
+        total = q2.sum(dim=1)
+        tau = torch.zeros(A.shape[0], dtype=A.dtype)
+        inf = torch.full_like(tau, float("inf"))
+        for _ in range(steps):
+            clamped = tau[:, None] * Aa >= L  # inf * 0 past the corner: nan, not clamped, adds 0 either way
+            moving = total - (q2 * clamped).sum(dim=1)
+            room = (r * r - (l2 * clamped).sum(dim=1)).clamp(min=0.0)
+            new = torch.where(moving > 0, torch.sqrt(room / torch.where(moving > 0, moving, 1.0)), inf)
+            if torch.equal(new, tau):
+                break
+            tau = new
+        mu = torch.where(torch.isinf(tau) | (tau <= 0), 0.0, 0.5 / tau)
+        corner = torch.copysign(L, A)  # the box's maximiser, a_i = 0 at t_i = 0
+    box = (torch.relu(A) * hi - torch.relu(-A) * lo).sum(dim=1)
+    m = mu.clamp(min=torch.finfo(A.dtype).tiny)[:, None]
+    t = torch.minimum(torch.maximum(A / (2 * m), lo), hi)
+    dual = (A * t - m * t * t).sum(dim=1) + mu * r * r
+    ball = mu > 0
+    return torch.where(ball, torch.minimum(dual, box), box), torch.where(ball[:, None], t.detach(), corner)
+
+
 def support_ball_box(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, r: float,
                      steps: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """(upper bounds of max q.t over lo <= t <= hi, ||t||_2 <= r, the maximisers t) for every
-    row q of Q (lo <= 0 <= hi, r > 0 finite); see the module docstring for tau."""
-    A = np.abs(Q)
-    L = np.where(Q > 0, hi, np.where(Q < 0, -lo, 0.0))  # how far each coordinate may go along sign(q)
-    q2, l2 = A * A, L * L
-    total = q2.sum(axis=1)
-    tau = np.zeros(len(Q))
-    rows = np.arange(len(Q))  # those whose tau still moves
-    for _ in range(steps):
-        with np.errstate(invalid="ignore"):  # inf * 0 past the corner: such a coordinate adds 0 either way
-            clamped = tau[rows, None] * A[rows] >= L[rows]
-        moving = total[rows] - np.where(clamped, q2[rows], 0.0).sum(axis=1)
-        room = np.maximum(r * r - np.where(clamped, l2[rows], 0.0).sum(axis=1), 0.0)
-        with np.errstate(divide="ignore"):
-            new = np.where(moving > 0, np.sqrt(room / np.where(moving > 0, moving, 1.0)), np.inf)
-        changed = new != tau[rows]
-        tau[rows] = new
-        rows = rows[changed]
-        if not rows.size:
-            break
-    corner = np.isinf(tau)
-    reach = np.where(corner[:, None], L, np.minimum(np.where(corner, 0.0, tau)[:, None] * A, L))  # |t_i|
-    box = (A * L).sum(axis=1)
-    with np.errstate(divide="ignore"):
-        mu = np.where(corner | (tau <= 0), 0.0, 0.5 / tau)
-    dual = (A * reach).sum(axis=1) - mu * (reach * reach).sum(axis=1) + mu * r * r
-    t = np.copysign(reach, Q)
-    return np.where(mu > 0, np.minimum(dual, box), box), t
+    """`ball_box_support` for numpy rows Q (float64)."""
+    with torch.no_grad():
+        value, t = ball_box_support(torch.from_numpy(np.ascontiguousarray(Q)), torch.from_numpy(np.asarray(lo)),
+                                    torch.from_numpy(np.asarray(hi)), r, steps)
+    return value.numpy(), t.numpy()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ for some target t? (the VNN-COMP robustness property; `unsat` = robust).
    margin f_t - f_label bounded for every target; targets whose upper bound is < 0 are proven.
 2. each open target (largest margin bound first), by one of two complete searches:
    - method 'splits' (default): branch and bound over ReLU splits with beta-CROWN node bounds
-     (`decide.splits.SplitSearch`); a target is proven when every leaf's bound is < 0.
+     (`splits.SplitSearch`); a target is proven when every leaf's bound is < 0.
    - method 'milp': the Tjeng MILP minimising f_label - f_t with HiGHS, cutoff 1e-9 and a stop
      at the first point with f_t - f_label >= 0; proven (up to HiGHS's tolerances) when HiGHS
      reports nothing below the cutoff or a dual bound above it.
@@ -31,7 +31,7 @@ from ..domain import Domain, choice
 from ..exact import MilpStatus, TjengModel, solve_milp
 from ..network import ReluNetwork, margin_rows
 from ..parallel import spawn_pool
-from .splits import SplitSearch
+from ..splits import SplitSearch
 from .verdicts import BOX_OF_TARGET, BoxAnswer, TargetVerdict
 
 CUTOFF = 1e-9
@@ -76,9 +76,7 @@ class _TargetSearch:
         if self.deadline - time.time() <= 0:
             return t, TargetVerdict.UNREACHED, None, 0
         if self.method == BoxMethod.SPLITS:
-            c = np.zeros(self.net.n_outputs)
-            c[t], c[self.label] = 1.0, -1.0
-            o = SplitSearch(self.net, self.dom.lo, self.dom.hi, self.bounds, c).run(self.deadline)
+            o = SplitSearch(self.net, self.dom, self.bounds, self.label, t).run(self.deadline)
             return t, o.verdict, o.point, o.nodes
         self.model.obj.set_value(self.logits[self.label] - self.logits[t])
         res = solve_milp(self.model, self.deadline - time.time(), cutoff=CUTOFF, stop_at=0.0)

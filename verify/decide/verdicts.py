@@ -1,18 +1,12 @@
 """The verdicts of deciding a box (VNN-COMP robustness: is there z in [lower, upper] with
-f_t(z) >= f_label(z) for some target t?), per target and for the whole box."""
+f_t(z) >= f_label(z) for some target t?), for the whole box; one target's verdict is the split
+search's `TargetVerdict`."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-
-class TargetVerdict(StrEnum):
-    """One target's search (`decide.splits.SplitSearch`, or the MILP in `decide`)."""
-
-    SAFE = "safe"  # proven: f_t < f_label on the whole box
-    SAT = "sat"  # a float64-checked point with f_t >= f_label
-    UNKNOWN = "unknown"  # the search stopped (time) or a near miss the float64 check refused
-    UNREACHED = "unreached"  # `decide`: the time ran out before this target's search started
+from ..splits import TargetVerdict
 
 
 class BoxAnswer(StrEnum):
