@@ -52,6 +52,17 @@ class WarmStart(StrEnum):
 BUDGETS = ("time_limit",)
 
 
+def add_finish_arguments(p) -> None:
+    """--finish and --decide-after of the exact commands (`minadv.verify.exact.Finish`)."""
+    from minadv.verify.exact import Finish
+
+    p.add_argument("--finish", choices=[f.value for f in Finish], default=Finish.QP.value,
+                   help="L2 bnb: qp (QP nodes to the end, the default) or decide (after --decide-after seconds, the "
+                        "open nodes go to the split search, which decides the incumbent's radius; docs/methods.md)")
+    p.add_argument("--decide-after", type=float, default=30.0, help="seconds of QP nodes before --finish decide hands "
+                                                                    "over (default 30)")
+
+
 def method_names() -> list[str]:
     from minadv.attacks import ATTACKS
 

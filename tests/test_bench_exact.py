@@ -131,3 +131,22 @@ def test_warm_start_rows_are_their_own_and_only_l2(tmp_path, capsys, small_net):
     assert main([*base, "--norm", "inf", "--warm-start", "rlrqp"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("minadv bench: error:") and "L2 attack" in err and err.count("\n") == 1, err
+
+
+def test_decide_finish_rows_are_their_own_and_only_l2(tmp_path, capsys, small_net):
+    """--finish decide --decide-after 0 (the hand-over right after the roots): its own rows, the
+    same optimum, labelled in the table; another norm or a negative time is a one-line error."""
+    out = tmp_path / "bench.csv"
+    base = ["bench", "exact", "--nets", str(small_net), "--images", "0", "--out", str(out)]
+    assert main([*base, "--finish", "decide", "--decide-after", "0"]) == 0 and main(base) == 0
+    rows = pd.read_csv(out, keep_default_na=False).set_index("options")
+    key = "decide_after=0.0 finish='decide'"
+    assert sorted(rows.index) == ["", key] and set(rows.status) == {"optimal"}
+    assert rows.value[""] == pytest.approx(rows.value[key], rel=1e-4)
+    table = out.with_suffix(".md").read_text()
+    assert f"| {small_net}, decide_after=0.0, decide finish | L2 | 1 | 1 |" in table, table
+    capsys.readouterr()
+    for bad in (["--norm", "inf", "--finish", "decide"], ["--finish", "decide", "--decide-after", "-1"]):
+        assert main([*base, *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("minadv bench: error:") and err.count("\n") == 1, err

@@ -4,6 +4,7 @@ from bruteforce import brute_force
 
 from minadv.verify import InputError, Status, check
 from minadv.verify.exact.minimal import minimal_perturbation
+from minadv.verify.splits import SplitSearch
 
 from helpers import random_net
 
@@ -32,6 +33,36 @@ def test_l2_matches_brute_force_on_tiny_networks(seed):
     v = check(net, res.x_adv, c)
     assert v.in_box and v.margin >= -1e-9
     assert res.value == pytest.approx(np.linalg.norm(res.x_adv - x), abs=1e-12)
+
+
+def test_l2_hand_over_to_the_split_search_matches_brute_force(monkeypatch):
+    """finish='decide' with decide_after=0 (the open nodes go to the split search right after
+    the roots): the brute-force optimum, proven, and in certification mode `robust` just below
+    it; over the cases the split search both proves targets safe and finds better incumbents."""
+    verdicts = []
+    run = SplitSearch.run
+
+    def recorded(self, *args, **kwargs):
+        out = run(self, *args, **kwargs)
+        verdicts.append(out.verdict)
+        return out
+
+    monkeypatch.setattr(SplitSearch, "run", recorded)
+    for seed in range(24):
+        net, x = _instance(seed)
+        truth, _ = brute_force(net, x, 2.0)
+        res = minimal_perturbation(net, x, 2, time_limit=60, finish="decide", decide_after=0)
+        if not np.isfinite(truth):
+            assert res.status == Status.ROBUST
+            continue
+        assert res.status == Status.OPTIMAL and abs(res.value - truth) <= 1e-5, (seed, res.status, res.value, truth)
+        assert truth * (1 - 1e-4) - 1e-9 <= res.lower <= truth + 1e-9
+        v = check(net, res.x_adv, net.predict(x))
+        assert v.in_box and v.margin >= -1e-9
+        below = minimal_perturbation(net, x, 2, upper_bound=0.98 * truth, time_limit=60, finish="decide",
+                                     decide_after=0)
+        assert below.status == Status.ROBUST and below.lower >= 0.98 * truth
+    assert verdicts.count("safe") >= 10 and verdicts.count("sat") >= 1, verdicts
 
 
 @pytest.mark.parametrize("node_bounds", ["root", "chords", "fixings"])

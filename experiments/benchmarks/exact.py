@@ -2,7 +2,7 @@
 
     minadv bench exact [--suite paper|scale] [--images 0:50] [--nets N1 N2] [--norm 2]
                        [--time-limit 300] [--cross-check] [--warm-start none|deepfool|rlrqp]
-                       [--out results/bench_exact.csv]
+                       [--finish qp|decide] [--decide-after 30] [--out results/bench_exact.csv]
 
 Suites (each sets networks, norms and the cross-check; --nets / --norm / --images narrow them):
 - `paper` (default): N1 and N2, L2.
@@ -31,7 +31,7 @@ from minadv.verify import InputError, Status, norm_name, parse_norm
 
 from ..args import parse_images
 from ..machine import machine
-from ..runner import WarmStart, options_key, run_many
+from ..runner import WarmStart, add_finish_arguments, options_key, run_many
 from ..store import ResultStore
 from ..tables import markdown
 
@@ -67,6 +67,7 @@ def add_arguments(p) -> None:
     p.add_argument("--time-limit", type=float, default=300.0)
     p.add_argument("--warm-start", choices=[w.value for w in WarmStart], default=WarmStart.NONE.value,
                    help="L2: the exact solver's first incumbent from this attack (its time counts); default none")
+    add_finish_arguments(p)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("results/bench_exact.csv"))
 
@@ -91,24 +92,48 @@ SUMMARY_COLUMNS = ["net", "norm", "images", "proven optimal", "median time (s)",
                    "median nodes", "both schemes proven: agree to 1e-4 (max rel. diff)"]
 
 
+# how an option of the row key reads beside the network in the table ("S3, rlrqp start")
+LABELS = {"warm_start": "{} start", "finish": "{} finish"}
+BNB_ONLY = ("finish=", "decide_after=")  # options the MIP's cross-check rows run without
+
+
+def _split_key(options: str) -> tuple[str, tuple[str, ...]]:
+    """A row key's `options` as (its method token, '' for the default scheme; the other tokens)."""
+    tokens = options.split()
+    method = [t.startswith("method=") for t in tokens]
+    return " ".join(t for t, m in zip(tokens, method, strict=True) if m), tuple(
+        t for t, m in zip(tokens, method, strict=True) if not m)
+
+
+def _label(net: str, tokens: tuple[str, ...]) -> str:
+    parts = [net]
+    for token in tokens:
+        name, value = token.split("=", 1)
+        parts.append(LABELS.get(name, name + "={}").format(value.strip("'")))
+    return ", ".join(parts)
+
+
 def summary(frame: pd.DataFrame, method: str) -> str:
-    """Markdown: per network, norm and warm start (`WarmStart`, named beside the network when
-    not none), the statistics of the rows run with `method` and the cross-check column (the
-    rows of the other scheme with the same warm start, where both proved the image)."""
+    """Markdown: per network, norm and options beyond the scheme (a warm start, a finish, ...:
+    named beside the network, `LABELS`), the statistics of the rows run with `method` and the
+    cross-check column (the rows of the other scheme with the same other options but the
+    branch and bound's own, `BNB_ONLY`, where both proved the image)."""
+    main, other = (options_key("mip", {"method": s}) for s in (method, schemes(method)[1]))
     rows_out = []
     for (net, norm), g in frame.groupby(["net", "norm"], sort=False):
-        for warm in WarmStart:
-            main, other = (options_key("mip", {"method": s, "warm_start": warm.value})
-                           for s in (method, schemes(method)[1]))
-            rows = g[g.options == main]
-            if rows.empty:
-                continue
+        keys = [_split_key(o) for o in g.options.fillna("")]
+        scheme = pd.Series([k[0] for k in keys], index=g.index)
+        rest = pd.Series([k[1] for k in keys], index=g.index)
+        for tokens in sorted(set(rest[scheme == main]), key=lambda t: (len(t), t)):  # the defaults first
+            rows = g[(scheme == main) & (rest == tokens)]
             proven = rows[rows.status == Status.OPTIMAL.value].set_index("image").value
-            checked = g[(g.options == other) & (g.status == Status.OPTIMAL.value)].set_index("image").value
+            mip_tokens = tuple(t for t in tokens if not t.startswith(BNB_ONLY))
+            proven_other = g[(scheme == other) & (rest == mip_tokens) & (g.status == Status.OPTIMAL.value)]
+            checked = proven_other.set_index("image").value
             both = proven.index.intersection(checked.index)
             diffs = [abs(proven[i] - checked[i]) / max(abs(proven[i]), abs(checked[i]), 1e-12) for i in both]
             rows_out.append({
-                "net": net if warm == WarmStart.NONE else f"{net}, {warm.value} start", "norm": f"L{norm}",
+                "net": _label(net, tokens), "norm": f"L{norm}",
                 "images": len(rows), "proven optimal": len(proven),
                 "median time (s)": f"{rows.time_s.median():.2f}", "max time (s)": f"{rows.time_s.max():.2f}",
                 "median unstable": f"{rows.unstable.median():.0f}", "median nodes": f"{rows.nodes.median():.0f}",
@@ -126,6 +151,8 @@ def run(args) -> int:
         for case in todo:
             for scheme in (args.method, schemes(args.method)[1]) if case.cross else (args.method,):
                 options = {"time_limit": args.time_limit, "method": scheme, "warm_start": args.warm_start}
+                if scheme != "mip":  # the finish is the branch and bound's; the MIP cross-checks without it
+                    options |= {"finish": args.finish, "decide_after": args.decide_after}
                 run_many(case.net, args.images, "mip", case.norm, store, options, jobs=args.jobs)
         everything = store.frame
     wanted = {(c.net, c.norm) for c in todo}

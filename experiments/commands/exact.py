@@ -7,7 +7,7 @@ from pathlib import Path
 from minadv.verify import Method, Tightening
 
 from ..args import parse_images
-from ..runner import WarmStart, add_executor_arguments, open_executor, run_many
+from ..runner import WarmStart, add_executor_arguments, add_finish_arguments, open_executor, run_many
 from ..store import ResultStore
 
 
@@ -39,6 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--warm-start", choices=[w.value for w in WarmStart], default=WarmStart.NONE.value,
                    help="L2: the first incumbent from this attack, run first on the image (its time counts and "
                         "comes off --time-limit); the answer stays proven; default none")
+    add_finish_arguments(p)
 
 
 def net_spec(args) -> str:
@@ -48,7 +49,8 @@ def net_spec(args) -> str:
 
 def run(args) -> int:
     options = {"time_limit": args.time_limit, "rel_gap": args.rel_gap, "method": args.method,
-               "tightening": args.tightening, "warm_start": args.warm_start}
+               "tightening": args.tightening, "warm_start": args.warm_start, "finish": args.finish,
+               "decide_after": args.decide_after}
     with ResultStore(args.out, args.save_adv) as store, open_executor(args.executor, args.jobs, args.address) as ex:
         rows = run_many(net_spec(args), args.images, "mip", args.norm, store, options, force=args.force, executor=ex)
     proven = sum(r["status"] == "optimal" for r in rows)

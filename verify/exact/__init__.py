@@ -8,13 +8,13 @@
 `incumbent` keeps the best float64-verified point; `regression` asserts that an attack's point
 is never below a proven optimum."""
 
-from .bnb import BranchAndBound, Branching, NodeBounds, NodeSolver
+from .bnb import BranchAndBound, Branching, Finish, NodeBounds, NodeSolver
 from .minimal import Method, Tightening, check_options, minimal_perturbation
 from .mip import MilpStatus, TjengModel, solve_milp
 from .regression import REL_GAP, assert_not_below_optimum, optimum_floor
 
 __all__ = [
-    "Branching", "BranchAndBound", "NodeBounds", "NodeSolver", "Method", "Tightening", "check_options",
+    "Branching", "BranchAndBound", "Finish", "NodeBounds", "NodeSolver", "Method", "Tightening", "check_options",
     "minimal_perturbation",
     "MilpStatus", "TjengModel", "solve_milp", "REL_GAP", "assert_not_below_optimum", "optimum_floor",
 ]

@@ -22,6 +22,16 @@ neurons they make stable fixed. Nodes only need points inside that ball, so a bo
 beyond it costs nothing: the final lower bound is capped at U.
 Branching: the free ReLU whose chord row carries the largest multiplier times the triangle's
 height u(-l)/(u-l); if no chord row is active, the largest relaxation violation h - relu(g).
+
+Hand-over (`Finish.DECIDE`, p = 2): after `decide_after` seconds (and once there is an incumbent
+or a finite radius) the open nodes go to the split search (`splits.SplitSearch`: batched
+beta-CROWN bounds over box cap ball, 25-35x the QP's node rate on S2), which decides per target
+whether any point of its nodes with ||delta||_2 <= r = U (1 - 0.99 rel_gap) is adversarial.
+Every target safe: no adversarial point within r, so r is the lower bound and U is optimal to
+rel_gap. A point found (float64-checked, norm <= r < U) becomes the incumbent (with problem (3)
+on its region), and the targets not yet safe are decided again at the smaller r; targets proven
+safe stay safe (their nodes hold no point within the larger r). When the time runs out, the
+lower bound is the smallest QP bound of the nodes of the targets not proven safe.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from ..domain import Domain
 from ..network import NeuronState, ReluNetwork
 from ..qp import QPSolution, QPStatus, patterns, solve_node, solve_norm
 from ..result import Counts, Stop
+from ..splits import SplitSearch, TargetVerdict
 from .incumbent import Incumbent, improve
 from .lpnodes import NodeLPs
 from .relaxation import NodeQP, node_qp, root_states
@@ -48,6 +59,14 @@ ACTIVE, INACTIVE, FREE = NeuronState.ACTIVE, NeuronState.INACTIVE, NeuronState.F
 # NodeBounds.AUTO's switch: the per-node tightening paid on S1 (784-100-10, 44-100 unstable
 # first-layer ReLUs at the first incumbent) and cost time on N1 (3-34): docs/performance-log.md
 AUTO_UNSTABLE = 40
+
+
+def merged(root: list[np.ndarray], states: list[np.ndarray]) -> list[np.ndarray] | None:
+    """A node's fixings on top of the root states (stable neurons may have grown as the radius
+    shrank); None when a fixing contradicts a root state: no point of the node lies in the ball."""
+    if any(((r != FREE) & (s != FREE) & (r != s)).any() for r, s in zip(root, states, strict=True)):
+        return None
+    return [np.where(r != FREE, r, s) for r, s in zip(root, states, strict=True)]
 
 
 @dataclass(order=True)
@@ -86,6 +105,14 @@ class NodeBounds(StrEnum):
     #                    at the parent's QP solution (those that bind the parent's bound)
 
 
+class Finish(StrEnum):
+    """How the search ends (p = 2; other norms always take QP)."""
+
+    QP = "qp"  # best-first QP nodes to the end
+    DECIDE = "decide"  # after `decide_after` seconds, the open nodes decided at the incumbent's radius by
+    #                    the split search (module docstring)
+
+
 class Branching(StrEnum):
     """Which unstable neuron a node is split on."""
 
@@ -102,10 +129,14 @@ class BranchAndBound:
                  incumbent: Incumbent | None = None, radius: float = np.inf, rel_gap: float = 1e-4,
                  retighten: float = 0.02, branching: Branching = Branching.DUAL, strong: int = 1,
                  node_solver: NodeSolver = NodeSolver.REDUCED, node_bounds: NodeBounds = NodeBounds.AUTO,
-                 dual_iters: int = 1, on_node: Callable[[Node], None] | None = None):
+                 dual_iters: int = 1, finish: Finish = Finish.QP, decide_after: float = 30.0,
+                 on_node: Callable[[Node], None] | None = None):
         self.net, self.x, self.c = net, x, c
         self.node_solver, self.on_node = NodeSolver(node_solver), on_node
         self.dual_iters = dual_iters  # projected Adam steps on the multipliers per node
+        self.finish = Finish(finish) if p == 2 else Finish.QP
+        self.decide_after = decide_after  # seconds of QP nodes before `Finish.DECIDE` hands over
+        self.split_nodes = 0  # nodes bounded by the split search
         self.targets = net.other_classes(c) if targets is None else list(targets)
         self.inc = incumbent or Incumbent()
         self.radius = radius  # the domain: ||delta|| <= radius (inf: the whole box)
@@ -132,11 +163,7 @@ class BranchAndBound:
         self.lps = None if self.p == 2 else NodeLPs(self.net, self.x, self.c, self.bounds, self.root, self.box, self.p)
 
     def _merge(self, states: list[np.ndarray]) -> list[np.ndarray] | None:
-        """A node's fixings on top of the current root states (stable neurons may have grown);
-        None when a fixing contradicts a root state: no point of the node lies in the ball."""
-        if any(((r != FREE) & (s != FREE) & (r != s)).any() for r, s in zip(self.root, states, strict=True)):
-            return None
-        return [np.where(r != FREE, r, s) for r, s in zip(self.root, states, strict=True)]
+        return merged(self.root, states)
 
     def _node_bounds(self, states: list[np.ndarray], parent: Node | None):
         """(bounds, states, multipliers) of a node: the root bounds, with `NodeBounds.FIXINGS` the
@@ -311,7 +338,8 @@ class BranchAndBound:
     # --- search ----------------------------------------------------------------------
     def run(self, time_limit: float = np.inf) -> tuple[float, Stop]:
         """(lower bound, why it stopped): DONE when the queue is empty (every node pruned against
-        the incumbent or the radius, or infeasible), TIME_LIMIT with the smallest open bound."""
+        the incumbent or the radius, or infeasible) or every target decided safe at the hand-over,
+        TIME_LIMIT with the smallest open bound."""
         start = time.perf_counter()
         queue: list[Node] = []
         for t in self.targets:
@@ -320,9 +348,15 @@ class BranchAndBound:
                 heapq.heappush(queue, node)
         stuck = np.inf  # smallest bound of a node that could not be split further
         timed_out = False
+        handover = self.decide_after if self.finish == Finish.DECIDE else np.inf
         while queue:
-            if time.perf_counter() - start > time_limit:
+            elapsed = time.perf_counter() - start
+            if elapsed > time_limit:
                 timed_out = True
+                break
+            if elapsed > handover and np.isfinite(min(self.inc.value, self.radius)):  # something to decide at
+                queue = self._decide(queue, start + time_limit)
+                timed_out = bool(queue)
                 break
             node = heapq.heappop(queue)
             if self._prune(node.bound):
@@ -336,3 +370,43 @@ class BranchAndBound:
         open_bound = min((n.bound for n in queue), default=np.inf)
         lower = min(open_bound, stuck, self.pruned_min, self.inc.value, self.radius)
         return lower, Stop.TIME_LIMIT if timed_out else Stop.DONE
+
+    def _decide(self, queue: list[Node], deadline: float) -> list[Node]:
+        """`Finish.DECIDE` (module docstring) until the perf_counter deadline: the nodes of the
+        targets not proven safe, [] when all are. A target proven safe at r adds r to the lower
+        bound (`pruned_min`): its nodes hold no adversarial point within r."""
+        left = {t: [n for n in queue if n.target == t] for t in sorted({n.target for n in queue})}
+        while left:
+            r = min(self.inc.value * (1 - 0.99 * self.rel_gap), self.radius)
+            dom = Domain(self.x, 2.0, r)
+            bounds = crown(self.net, dom)
+            root = root_states(bounds)
+            improved = False
+            for t in sorted(left, key=lambda t: min(n.bound for n in left[t])):
+                sigma = self._handed_over(left[t], root)
+                verdict, point = TargetVerdict.SAFE, None
+                if sigma:
+                    search = SplitSearch(self.net, dom, bounds, self.c, t)
+                    out = search.run(time.time() + deadline - time.perf_counter(), search.nodes(sigma))
+                    self.split_nodes += out.nodes
+                    verdict, point = out.verdict, out.point
+                if verdict == TargetVerdict.SAFE:
+                    self.pruned_min = min(self.pruned_min, r)
+                    del left[t]
+                    continue
+                if verdict == TargetVerdict.SAT:  # a point within r < U: a better incumbent
+                    before = self.inc.value
+                    self.offer(point, t)
+                    self._region_qp(point, t, min(left[t]))
+                    improved = self.inc.value < before
+                break  # SAT: decide again at the new radius; UNKNOWN: the time ran out
+            if not improved:
+                break
+        return [n for nodes in left.values() for n in nodes]
+
+    @staticmethod
+    def _handed_over(nodes: list[Node], root: list[np.ndarray]) -> list[np.ndarray]:
+        """The nodes' states merged with the root's at the hand-over radius (`merged`), per
+        hidden layer (B, n); [] when no node is left."""
+        kept = [st for st in (merged(root, node.states) for node in nodes) if st is not None]
+        return [np.stack([st[k] for st in kept]) for k in range(len(root))] if kept else []

@@ -12,7 +12,7 @@ from ..domain import check_image, choice, parse_norm
 from ..network import InputError, ReluNetwork
 from ..qp import QPStatus, regions_at, solve_norm
 from ..result import Result, Status, Stop
-from .bnb import BranchAndBound, NodeBounds, NodeSolver
+from .bnb import BranchAndBound, Finish, NodeBounds, NodeSolver
 from .incumbent import Incumbent, improve
 from .mip_search import MipSearch
 
@@ -34,13 +34,19 @@ class Tightening(StrEnum):
 
 
 def check_options(p: float, time_limit: float = 300.0, rel_gap: float = 1e-4, method: Method | str = Method.AUTO,
-                  tightening: Tightening | str = Tightening.LP) -> tuple[Method, Tightening]:
+                  tightening: Tightening | str = Tightening.LP, finish: Finish | str = Finish.QP,
+                  decide_after: float = 30.0) -> tuple[Method, Tightening, Finish]:
     """The choices as enums; bad options are a clear InputError (called before any work is done)."""
     if not time_limit > 0:
         raise InputError(f"time_limit must be positive, got {time_limit}")
     if not 0 < rel_gap < 1:
         raise InputError(f"rel_gap must lie in (0, 1), got {rel_gap}")
-    return choice(Method, method, "exact method"), choice(Tightening, tightening, "tightening")
+    finish = choice(Finish, finish, "finish")
+    if finish == Finish.DECIDE and p != 2:
+        raise InputError("finish 'decide' hands L2 nodes to the split search; choose norm 2")
+    if not decide_after >= 0:
+        raise InputError(f"decide_after must be >= 0 seconds, got {decide_after}")
+    return choice(Method, method, "exact method"), choice(Tightening, tightening, "tightening"), finish
 
 
 def minimal_perturbation(
@@ -55,6 +61,8 @@ def minimal_perturbation(
     tightening: Tightening | str = Tightening.LP,
     node_solver: NodeSolver | str = NodeSolver.REDUCED,
     node_bounds: NodeBounds | str = NodeBounds.AUTO,
+    finish: Finish | str = Finish.QP,
+    decide_after: float = 30.0,
 ) -> Result:
     """Proven minimal ||delta||_p (p in {1, 2, inf}) with x + delta in [0,1]^d and
     max_{t != c} f_t(x+delta) - f_c(x+delta) >= 0, c the network's decision on x.
@@ -65,6 +73,8 @@ def minimal_perturbation(
     tightening (mip only): bounds of layers >= 2 by 'crown' back-substitution, plus per-neuron
     'lp' or short 'mip' solves. The first layer is always exact over box cap ball.
     node_solver, node_bounds (bnb, L2 only): see `NodeSolver`, `NodeBounds`.
+    finish, decide_after (bnb, L2 only): `Finish.DECIDE` hands the open nodes to the split
+    search after decide_after seconds (`exact.bnb`).
     upper_bound: an adversarial point (array, e.g. from an attack; verified here and used as
     the first incumbent) or a radius r (float: the domain becomes ||delta||_p <= r, and `robust`
     means no adversarial example within r). Problem (3) on Q(x) also offers an incumbent.
@@ -73,7 +83,7 @@ def minimal_perturbation(
     """
     x = check_image(net, x)
     p = parse_norm(norm)
-    method, tightening = check_options(p, time_limit, rel_gap, method, tightening)
+    method, tightening, finish = check_options(p, time_limit, rel_gap, method, tightening, finish, decide_after)
     node_solver = choice(NodeSolver, node_solver, "node solver")
     node_bounds = choice(NodeBounds, node_bounds, "node bounds")
     start = time.perf_counter()
@@ -96,11 +106,14 @@ def minimal_perturbation(
     scheme = Method.MIP if method == Method.MIP else Method.BNB
     if scheme == Method.BNB:
         search = BranchAndBound(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, node_solver=node_solver,
-                                node_bounds=node_bounds)
+                                node_bounds=node_bounds, finish=finish, decide_after=decide_after)
     else:
         search = MipSearch(net, x, c, p, incumbent=inc, radius=radius, rel_gap=rel_gap, tightening=tightening)
     lower, reason = search.run(time_limit - (time.perf_counter() - start))
-    return _result(net, x, c, p, search.inc, lower, reason, radius, rel_gap, search.counts, scheme, start)
+    message = f"scheme={scheme}"
+    if scheme == Method.BNB and search.split_nodes:
+        message += f"; split_nodes={search.split_nodes}"
+    return _result(net, x, c, p, search.inc, lower, reason, radius, rel_gap, search.counts, message, start)
 
 
 # the answer of a search that stopped (Stop) without any adversarial point in the domain ...
@@ -109,7 +122,7 @@ WITHOUT_POINT = {Stop.DONE: Status.ROBUST, Stop.TIME_LIMIT: Status.TIME_LIMIT, S
 GAP_OPEN = {Stop.DONE: Status.ERROR, Stop.TIME_LIMIT: Status.TIME_LIMIT, Stop.ERROR: Status.ERROR}
 
 
-def _result(net, x, c, p, inc: Incumbent, lower, reason: Stop, radius, rel_gap, counts, scheme, start) -> Result:
+def _result(net, x, c, p, inc: Incumbent, lower, reason: Stop, radius, rel_gap, counts, message, start) -> Result:
     upper = inc.value
     if inc.point is None:
         status = WITHOUT_POINT[reason]
@@ -120,6 +133,6 @@ def _result(net, x, c, p, inc: Incumbent, lower, reason: Stop, radius, rel_gap, 
         status = GAP_OPEN[reason]
     lower = min(lower, upper)
     res = verified_result(net, x, c, inc.point, method="mip", norm=p, status=status, lower=float(lower),
-                          upper=float(upper), counts=counts, message=f"scheme={scheme}")
+                          upper=float(upper), counts=counts, message=message)
     res.time_s = time.perf_counter() - start
     return res
