@@ -1,5 +1,5 @@
 """The package layout as rules that can fail: one direction of imports (testing -> experiments ->
-attacks -> verify; inside verify: the core modules, then io -> qp -> bounds -> exact -> decide), no import
+attacks -> verify; inside verify: the core modules, then io -> qp -> bounds -> splits -> exact -> decide), no import
 cycles, and attacks / experiments use only the public names of the packages below them."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"verify": "minadv.verify", "attacks": "minadv.attacks", "experiments": "minadv.experiments",
             "testing": "minadv.testing"}
 # sub-packages of verify, lowest first: each may import only the core and those before it
-VERIFY_ORDER = ["io", "qp", "bounds", "exact", "decide"]
+VERIFY_ORDER = ["io", "qp", "bounds", "splits", "exact", "decide"]
 LAYERS = ["verify", "attacks", "experiments", "testing"]
 # the library packages: a layer above imports them only by package and only names in their __all__;
 # experiments is the application (commands, data, models): above it, only its non-private names
