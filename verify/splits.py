@@ -17,7 +17,7 @@ every unstable neuron, with the root's pre-activation bounds (`bounds.crown`, va
 l_i = 0 (active) or u_i = 0 (inactive) for the split ones, and lower slopes alpha in [0, 1], down
 to a linear function a.z + a0, whose maximum over D is a0 + a.x + sigma(a): over the box
 sigma(a) = sum_i max(a_i dlo_i, a_i dhi_i); over box cap ball the Lagrangian dual of
-`support_ball_box` at its multiplier mu (an upper bound for any mu >= 0, gradient a's maximiser
+`bounds.ball_box_support` at its multiplier mu (an upper bound for any mu >= 0, gradient a's maximiser
 by the envelope theorem). Every alpha, beta gives a valid bound; Adam searches for good ones
 (alpha-CROWN's step sizes), warm started from the parent. D's maximiser of the last linear
 function is a candidate point (float64 check).
@@ -253,7 +253,7 @@ class SplitSearch:
         """Problem (3) on the region: min ||z - x||_2 over it, the box and f_target - f_label >= eps
         (DAQP; `lower` certified by the dual, infeasibility by a Farkas certificate). 'safe' if that
         minimum is above r at eps = 0; else 'sat' with the first minimiser, for eps = 0, 1e-9,
-        1e-6, that lies within r and passes the float64 check (eps > 0: the minimiser for eps = 0
+        1e-6, that `_check` brings into the domain and passes (eps > 0: the minimiser for eps = 0
         lies on the boundary, where rounding decides the sign, and pushing it along delta can
         lower the margin when pixels sit at the box); else 'unknown'."""
         r, x = self.f64.radius, self.dom.x
@@ -266,8 +266,8 @@ class SplitSearch:
                 return TargetVerdict.SAFE, None
             if sol.status != QPStatus.OPTIMAL:
                 break
-            z = np.clip(x + sol.v[: len(x)], self.lo_np, self.hi_np)
-            if np.linalg.norm(z - x) <= r and self._check(z[None]) is not None:
+            z = self._check(x + sol.v[None, : len(x)])  # into the domain (`_check`), float64-checked
+            if z is not None:
                 return TargetVerdict.SAT, z
         return TargetVerdict.UNKNOWN, None
 
